@@ -1,0 +1,18 @@
+/**
+ * The one file that imports third-party packages every runtime floe targets (Deno, browsers,
+ * Node) can load. Everything else imports them from here, so swapping or pinning a package is a
+ * change in one place.
+ *
+ * cbor-x comes in through its `cbor-x/index-no-eval` entry point, not the package root:
+ *
+ * - it is pure JavaScript and never builds decoders with `new Function`, so it also runs where
+ *   `eval` is forbidden (a browser page with a strict Content-Security-Policy);
+ * - it carries the same type declarations as the root (`index.d.ts`);
+ * - it needs no permission: the root entry reads `process.env` (an `--allow-env` prompt under
+ *   Deno) and may load the native `cbor-extract` add-on, which has crashed Deno.
+ *
+ * @module
+ */
+
+export { Decoder, Encoder } from "cbor-x/index-no-eval";
+export type { Options as CborOptions } from "cbor-x/index-no-eval";

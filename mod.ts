@@ -1,0 +1,42 @@
+/**
+ * floe: Raft consensus for the edge. One deterministic Raft core (`RaftCore`), driven by
+ * `RaftNode` with pluggable `Storage` and `Transport` adapters, running unchanged in Deno,
+ * browsers and Node.
+ *
+ * ```ts
+ * import { MemoryStorage, RaftNode } from "@floe/floe";
+ * const node = await RaftNode.start({ id: "a", peers: ["a"], storage: new MemoryStorage(), transport });
+ * const { index, term } = node.start(new TextEncoder().encode("hello"));
+ * ```
+ *
+ * The simulation harness (virtual clock, simulated cluster, safety checker) is exported from
+ * `@floe/floe/testing`.
+ *
+ * @module
+ */
+export * from "./src/core/types.ts";
+export { ConfigError, NotLeaderError } from "./src/core/errors.ts";
+export type { RaftConfig, ResolvedRaftConfig } from "./src/core/config.ts";
+export { LogInvariantError } from "./src/core/log.ts";
+export type { ProgressState } from "./src/core/progress.ts";
+export { RaftCore } from "./src/core/raft.ts";
+export type { CoreStatus, PeerProgress, Proposal } from "./src/core/raft.ts";
+export type { MaybePromise, Storage, StorageUpdate } from "./src/storage/storage.ts";
+export { MemoryStorage } from "./src/storage/memory_storage.ts";
+export type { MemoryStorageOptions } from "./src/storage/memory_storage.ts";
+export type { MessageHandler, Transport } from "./src/transport/transport.ts";
+export { MemoryNetwork, messageSize } from "./src/transport/memory_network.ts";
+export type { MemoryNetworkOptions, Scheduler } from "./src/transport/memory_network.ts";
+export { type Cancel, type Clock, RealClock } from "./src/node/clock.ts";
+export { QueueOverflowError } from "./src/node/async_queue.ts";
+export {
+  type Applied,
+  type AppliedEntry,
+  type NodeStatus,
+  NodeStoppedError,
+  ProposalLostError,
+  RaftNode,
+  type RaftNodeOptions,
+  type StateChange,
+  type StateMachine,
+} from "./src/node/raft_node.ts";

@@ -1,0 +1,631 @@
+/**
+ * The Raft state machine: pure and deterministic. Feed it with `tick`, `step` and local requests;
+ * read what must happen next with `ready`, and confirm with `advance`. It never does I/O, reads a
+ * clock, or draws randomness except from its seeded generator.
+ *
+ * @module
+ */
+import { type RaftConfig, resolveConfig, type ResolvedRaftConfig } from "./config.ts";
+import { NotLeaderError } from "./errors.ts";
+import { LogInvariantError, RaftLog } from "./log.ts";
+import { Progress, type ProgressState } from "./progress.ts";
+import { SeededRandom } from "./rng.ts";
+import {
+  type AppendRequest,
+  type AppendResponse,
+  EMPTY_HARD_STATE,
+  type Entry,
+  type HardState,
+  type Heartbeat,
+  type Message,
+  type NodeId,
+  NONE,
+  type PersistedState,
+  type Ready,
+  type Role,
+  type VoteRequest,
+  type VoteResponse,
+} from "./types.ts";
+
+/** Distributes `Omit` over a union, so each message type keeps its own fields. */
+type Outgoing<M> = M extends Message ? Omit<M, "from"> : never;
+
+/** The leader's view of one peer, as `status()` reports it. */
+export interface PeerProgress {
+  /** Highest index known to match the leader's log. */
+  readonly match: number;
+  /** Next index the leader will send. */
+  readonly next: number;
+  /** Probing for the match point, or streaming. */
+  readonly state: ProgressState;
+  /** Appends in flight. */
+  readonly inflight: number;
+  /** Heard from in the current check-quorum round. */
+  readonly recentActive: boolean;
+}
+
+/** A snapshot of the core's state, for status displays and checkers. */
+export interface CoreStatus {
+  /** This server. */
+  readonly id: NodeId;
+  /** Current term. */
+  readonly term: number;
+  /** Vote cast in the current term, or `NONE`. */
+  readonly vote: NodeId;
+  /** Current role. */
+  readonly role: Role;
+  /** Known leader of the current term, or `NONE`. */
+  readonly leader: NodeId;
+  /** Highest committed index. */
+  readonly commit: number;
+  /** Highest index handed out for applying. */
+  readonly applied: number;
+  /** First index held in the log. */
+  readonly firstIndex: number;
+  /** Last index in the log. */
+  readonly lastIndex: number;
+  /** Last index known durable. */
+  readonly stabled: number;
+  /** Voting members. */
+  readonly voters: readonly NodeId[];
+  /** Per-peer replication state; only on a leader. */
+  readonly progress?: Readonly<Record<NodeId, PeerProgress>>;
+}
+
+/** The result of a successful `propose`: where the command will sit if it commits. */
+export interface Proposal {
+  /** Log index of the new entry. */
+  readonly index: number;
+  /** Term of the new entry. */
+  readonly term: number;
+}
+
+/** One Raft server's state machine. */
+export class RaftCore {
+  readonly #cfg: ResolvedRaftConfig;
+  readonly #rng: SeededRandom;
+  readonly #log: RaftLog;
+  readonly #voters: Set<NodeId>;
+  readonly #progress = new Map<NodeId, Progress>();
+  readonly #votes = new Map<NodeId, boolean>();
+  #term: number;
+  #vote: NodeId;
+  #role: Role = "follower";
+  #leader: NodeId = NONE;
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  #msgs: Message[] = [];
+  #savedHardState: HardState;
+  #readyInFlight = false;
+
+  /** A server restarting from `persisted` (or starting empty) with `config`. */
+  constructor(config: RaftConfig, persisted?: PersistedState) {
+    this.#cfg = resolveConfig(config);
+    this.#rng = new SeededRandom(this.#cfg.seed);
+    this.#voters = new Set(this.#cfg.voters);
+    const hs = persisted?.hardState ?? EMPTY_HARD_STATE;
+    this.#log = new RaftLog(persisted?.entries ?? []);
+    if (hs.commit > this.#log.lastIndex()) {
+      throw new LogInvariantError(
+        `persisted commit ${hs.commit} is beyond the persisted log's last index ${this.#log.lastIndex()}`,
+      );
+    }
+    this.#log.committed = hs.commit;
+    const applied = Math.min(this.#cfg.applied, hs.commit);
+    if (applied > this.#log.applied) this.#log.applied = applied;
+    this.#term = hs.term;
+    this.#vote = hs.vote;
+    this.#savedHardState = hs;
+    this.#becomeFollower(hs.term, NONE);
+  }
+
+  // ---- reading --------------------------------------------------------------------------------
+
+  /** This server's id. */
+  get id(): NodeId {
+    return this.#cfg.id;
+  }
+
+  /** Current term. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** Current role. */
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** Known leader of the current term, or `NONE`. */
+  get leader(): NodeId {
+    return this.#leader;
+  }
+
+  /** Term of the entry at `index`, or undefined if not held. */
+  termAt(index: number): number | undefined {
+    return this.#log.term(index);
+  }
+
+  /** The entry at `index`, if held. */
+  entryAt(index: number): Entry | undefined {
+    return this.#log.entry(index);
+  }
+
+  /** The core's state, copied. */
+  status(): CoreStatus {
+    let progress: Record<NodeId, PeerProgress> | undefined;
+    if (this.#role === "leader") {
+      progress = {};
+      for (const [id, pr] of this.#progress) {
+        if (id === this.id) continue;
+        progress[id] = {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          inflight: pr.inflights.count,
+          recentActive: pr.recentActive,
+        };
+      }
+    }
+    return {
+      id: this.id,
+      term: this.#term,
+      vote: this.#vote,
+      role: this.#role,
+      leader: this.#leader,
+      commit: this.#log.committed,
+      applied: this.#log.applied,
+      firstIndex: this.#log.firstIndex(),
+      lastIndex: this.#log.lastIndex(),
+      stabled: this.#log.stabled,
+      voters: [...this.#voters],
+      progress,
+    };
+  }
+
+  // ---- inputs ---------------------------------------------------------------------------------
+
+  /** Advance logical time by one tick. */
+  tick(): void {
+    if (this.#role === "leader") this.#tickLeader();
+    else this.#tickElection();
+  }
+
+  /** Append `data` to the log as the leader; throws `NotLeaderError` elsewhere. */
+  propose(data: Uint8Array): Proposal {
+    if (this.#role !== "leader") {
+      throw new NotLeaderError(this.#leader === NONE ? undefined : this.#leader);
+    }
+    const entry: Entry = { index: this.#log.lastIndex() + 1, term: this.#term, data };
+    this.#log.append([entry]);
+    return { index: entry.index, term: entry.term };
+  }
+
+  /** Start an election now, as if the election timeout had passed. */
+  campaign(): void {
+    if (this.#role === "leader" || !this.#voters.has(this.id)) return;
+    this.#campaign(this.#cfg.preVote);
+  }
+
+  /** Hand one message from a peer to the core. Messages not addressed to this server are ignored. */
+  step(m: Message): void {
+    if (m.to !== this.id || m.from === this.id || !this.#voters.has(m.from)) return;
+    if (m.term > this.#term) {
+      const isVote = m.type === "vote" || m.type === "prevote";
+      if (isVote && this.#inLease()) return;
+      if (m.type === "prevote" || (m.type === "prevoteResp" && !m.reject)) {
+        // A pre-vote exchange speaks of a term nobody has entered yet; it changes no one's term.
+      } else {
+        const leader = m.type === "app" || m.type === "hb" ? m.from : NONE;
+        this.#becomeFollower(m.term, leader);
+      }
+    } else if (m.term < this.#term) {
+      if ((m.type === "app" || m.type === "hb") && (this.#cfg.checkQuorum || this.#cfg.preVote)) {
+        // A deposed leader cut off from the cluster would otherwise never learn the new term:
+        // with pre-vote, nobody's vote request would reach it at a higher term.
+        this.#send({ type: "hbResp", to: m.from, term: this.#term });
+      } else if (m.type === "prevote") {
+        this.#send({ type: "prevoteResp", to: m.from, term: this.#term, reject: true });
+      }
+      return;
+    }
+
+    if (m.type === "vote" || m.type === "prevote") {
+      this.#handleVoteRequest(m);
+      return;
+    }
+    switch (this.#role) {
+      case "leader":
+        this.#stepLeader(m);
+        break;
+      case "candidate":
+      case "precandidate":
+        this.#stepCandidate(m);
+        break;
+      case "follower":
+        this.#stepFollower(m);
+        break;
+    }
+  }
+
+  // ---- ready / advance ------------------------------------------------------------------------
+
+  /** Whether `ready()` has anything to do. */
+  hasReady(): boolean {
+    if (this.#role === "leader") this.#flushReplication();
+    return this.#msgs.length > 0 || this.#log.hasUnstable() || this.#log.hasNextCommitted() ||
+      this.#hardStateChanged();
+  }
+
+  /**
+   * The next batch of work: persist, then send, then apply, then `advance(ready)`. Call it again
+   * only after that `advance`.
+   */
+  ready(): Ready {
+    if (this.#readyInFlight) throw new Error("ready() called again before advance()");
+    if (this.#role === "leader") this.#flushReplication();
+    this.#readyInFlight = true;
+    const hardState = this.#hardStateChanged() ? this.#hardState() : undefined;
+    const messages = this.#msgs;
+    this.#msgs = [];
+    return {
+      hardState,
+      entries: this.#log.unstable(),
+      messages,
+      committed: this.#log.nextCommitted(this.#cfg.maxApplyBytes),
+    };
+  }
+
+  /** Confirm that `rd` was persisted, sent and applied. */
+  advance(rd: Ready): void {
+    this.#readyInFlight = false;
+    if (rd.hardState) this.#savedHardState = rd.hardState;
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1];
+      this.#log.stableTo(last.index, last.term);
+      if (this.#role === "leader") {
+        // The leader counts itself toward a commit only once its own copy is durable.
+        const self = this.#progress.get(this.id);
+        if (self?.maybeUpdate(this.#log.stabled)) this.#maybeCommit();
+      }
+    }
+    if (rd.committed.length > 0) this.#log.appliedTo(rd.committed[rd.committed.length - 1].index);
+  }
+
+  // ---- roles ----------------------------------------------------------------------------------
+
+  #reset(term: number): void {
+    if (term !== this.#term) {
+      this.#term = term;
+      this.#vote = NONE;
+    }
+    this.#leader = NONE;
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#randomizedElectionTimeout = this.#cfg.electionTicks +
+      this.#rng.int(this.#cfg.electionTicksMax - this.#cfg.electionTicks + 1);
+    this.#votes.clear();
+    this.#progress.clear();
+  }
+
+  #becomeFollower(term: number, leader: NodeId): void {
+    this.#reset(term);
+    this.#role = "follower";
+    this.#leader = leader;
+  }
+
+  #becomePreCandidate(): void {
+    // The term and vote stay: a pre-candidate must not disturb anything it may lose.
+    this.#role = "precandidate";
+    this.#leader = NONE;
+    this.#votes.clear();
+    this.#progress.clear();
+  }
+
+  #becomeCandidate(): void {
+    this.#reset(this.#term + 1);
+    this.#role = "candidate";
+    this.#vote = this.id;
+  }
+
+  #becomeLeader(): void {
+    this.#reset(this.#term);
+    this.#role = "leader";
+    this.#leader = this.id;
+    const next = this.#log.lastIndex() + 1;
+    for (const id of this.#voters) {
+      const pr = new Progress(next, this.#cfg.maxInflight);
+      if (id === this.id) {
+        pr.match = this.#log.stabled;
+        pr.becomeReplicate();
+        pr.next = next;
+      }
+      pr.recentActive = id === this.id;
+      this.#progress.set(id, pr);
+    }
+    // Probe every follower at once: it learns of the new leader, and the leader learns where each
+    // follower's log matches.
+    for (const [id, pr] of this.#progress) {
+      if (id !== this.id) this.#sendAppend(id, pr, true);
+    }
+  }
+
+  #campaign(pre: boolean): void {
+    let term: number;
+    if (pre) {
+      this.#becomePreCandidate();
+      term = this.#term + 1;
+    } else {
+      this.#becomeCandidate();
+      term = this.#term;
+    }
+    if (this.#poll(this.id, true) === "won") {
+      if (pre) this.#campaign(false);
+      else this.#becomeLeader();
+      return;
+    }
+    const type = pre ? "prevote" : "vote";
+    const lastIndex = this.#log.lastIndex();
+    const lastTerm = this.#log.lastTerm();
+    for (const id of this.#voters) {
+      if (id !== this.id) this.#send({ type, to: id, term, lastIndex, lastTerm });
+    }
+  }
+
+  #poll(id: NodeId, granted: boolean): "won" | "lost" | "pending" {
+    if (!this.#votes.has(id)) this.#votes.set(id, granted);
+    let yes = 0;
+    let no = 0;
+    for (const v of this.#votes.values()) v ? yes++ : no++;
+    const quorum = this.#quorum();
+    if (yes >= quorum) return "won";
+    if (no > this.#voters.size - quorum) return "lost";
+    return "pending";
+  }
+
+  #quorum(): number {
+    return Math.floor(this.#voters.size / 2) + 1;
+  }
+
+  // The election timer started by hearing from a live leader has not run out: ignore a vote
+  // request from a server that only failed to hear the leader (thesis §4.2.3).
+  #inLease(): boolean {
+    return this.#cfg.checkQuorum && this.#leader !== NONE &&
+      this.#electionElapsed < this.#cfg.electionTicks;
+  }
+
+  // ---- ticks ----------------------------------------------------------------------------------
+
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#randomizedElectionTimeout && this.#voters.has(this.id)) {
+      this.#electionElapsed = 0;
+      this.#campaign(this.#cfg.preVote);
+    }
+  }
+
+  #tickLeader(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#cfg.electionTicks) {
+      this.#electionElapsed = 0;
+      if (this.#cfg.checkQuorum && !this.#quorumActive()) {
+        this.#becomeFollower(this.#term, NONE);
+        return;
+      }
+    }
+    if (this.#heartbeatElapsed >= this.#cfg.heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      for (const [id, pr] of this.#progress) {
+        if (id === this.id) continue;
+        const commit = Math.min(pr.match, this.#log.committed);
+        if (commit > pr.commitSent) pr.commitSent = commit;
+        this.#send({ type: "hb", to: id, term: this.#term, commit });
+      }
+    }
+  }
+
+  #quorumActive(): boolean {
+    let active = 0;
+    for (const [id, pr] of this.#progress) {
+      if (id === this.id || pr.recentActive) active++;
+      if (id !== this.id) pr.recentActive = false;
+    }
+    return active >= this.#quorum();
+  }
+
+  // ---- message handling -----------------------------------------------------------------------
+
+  #handleVoteRequest(m: VoteRequest): void {
+    const respType = m.type === "vote" ? "voteResp" : "prevoteResp";
+    const canVote = this.#vote === m.from ||
+      (this.#vote === NONE && this.#leader === NONE) ||
+      (m.type === "prevote" && m.term > this.#term);
+    if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      this.#send({ type: respType, to: m.from, term: m.term, reject: false });
+      if (m.type === "vote") {
+        this.#electionElapsed = 0;
+        this.#vote = m.from;
+      }
+    } else {
+      this.#send({ type: respType, to: m.from, term: this.#term, reject: true });
+    }
+  }
+
+  #stepFollower(m: Message): void {
+    if (m.type === "app") {
+      this.#electionElapsed = 0;
+      this.#leader = m.from;
+      this.#handleAppend(m);
+    } else if (m.type === "hb") {
+      this.#electionElapsed = 0;
+      this.#leader = m.from;
+      this.#handleHeartbeat(m);
+    }
+  }
+
+  #stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "app":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleAppend(m);
+        return;
+      case "hb":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleHeartbeat(m);
+        return;
+      case "prevoteResp":
+      case "voteResp":
+        this.#handleVoteResponse(m);
+        return;
+    }
+  }
+
+  #handleVoteResponse(m: VoteResponse): void {
+    const pre = this.#role === "precandidate";
+    if ((m.type === "prevoteResp") !== pre) return;
+    if (pre && !m.reject && m.term !== this.#term + 1) return;
+    const result = this.#poll(m.from, !m.reject);
+    if (result === "won") {
+      if (pre) this.#campaign(false);
+      else this.#becomeLeader();
+    } else if (result === "lost") {
+      this.#becomeFollower(this.#term, NONE);
+    }
+  }
+
+  #handleAppend(m: AppendRequest): void {
+    const reply = (fields: Omit<AppendResponse, "type" | "to" | "term" | "from">) =>
+      this.#send({ type: "appResp", to: m.from, term: this.#term, ...fields });
+    if (m.prevIndex < this.#log.committed) {
+      // Everything through our commit index already matches the leader.
+      reply({ reject: false, index: this.#log.committed, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    const lastNew = this.#log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
+    if (lastNew >= 0) {
+      reply({ reject: false, index: lastNew, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    const hintIndex = this.#log.findConflictByTerm(
+      Math.min(m.prevIndex, this.#log.lastIndex()),
+      m.prevTerm,
+    );
+    const hintTerm = this.#log.term(hintIndex) ?? 0;
+    reply({ reject: true, index: m.prevIndex, hintIndex, hintTerm });
+  }
+
+  #handleHeartbeat(m: Heartbeat): void {
+    this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
+    this.#send({ type: "hbResp", to: m.from, term: this.#term });
+  }
+
+  #stepLeader(m: Message): void {
+    const pr = this.#progress.get(m.from);
+    if (!pr) return;
+    if (m.type === "appResp") {
+      pr.recentActive = true;
+      if (m.reject) {
+        const probeFrom = m.hintTerm > 0
+          ? this.#log.findConflictByTerm(m.hintIndex, m.hintTerm)
+          : m.hintIndex;
+        if (pr.maybeDecrTo(m.index, probeFrom)) {
+          if (pr.state === "replicate") pr.becomeProbe();
+          this.#sendAppend(m.from, pr, true);
+        }
+        return;
+      }
+      // In probe state, an acknowledgement of the match point itself also ends the probe.
+      if (pr.maybeUpdate(m.index) || (pr.state === "probe" && m.index === pr.match)) {
+        if (pr.state === "probe") pr.becomeReplicate();
+        else pr.inflights.freeLE(m.index);
+        this.#maybeCommit();
+      }
+    } else if (m.type === "hbResp") {
+      pr.recentActive = true;
+      pr.probeSent = false;
+      // A heartbeat answered while the window is full means an append was probably lost.
+      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirst();
+      if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, pr, true);
+    }
+  }
+
+  #maybeCommit(): boolean {
+    const matches: number[] = [];
+    for (const id of this.#voters) matches.push(this.#progress.get(id)?.match ?? 0);
+    matches.sort((a, b) => b - a);
+    const candidate = matches[this.#quorum() - 1];
+    // Only an entry of the current term is committed by counting replicas (§5.4.2, Figure 8).
+    if (candidate > this.#log.committed && this.#log.term(candidate) === this.#term) {
+      this.#log.commitTo(candidate);
+      return true;
+    }
+    return false;
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  /**
+   * Sends one append to a follower from its `next` index, unless paused. Without `allowEmpty`, an
+   * append with no entries is not sent. Returns whether an append went out.
+   */
+  #sendAppend(to: NodeId, pr: Progress, allowEmpty: boolean): boolean {
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.#log.term(prevIndex);
+    if (prevTerm === undefined) {
+      throw new LogInvariantError(`no term for index ${prevIndex} needed to replicate to ${to}`);
+    }
+    const entries = pr.next <= this.#log.lastIndex()
+      ? this.#log.sliceLimited(pr.next, this.#cfg.maxEntriesPerAppend, this.#cfg.maxAppendBytes)
+      : [];
+    if (entries.length === 0 && !allowEmpty) return false;
+    const commit = this.#log.committed;
+    this.#send({ type: "app", to, term: this.#term, prevIndex, prevTerm, entries, commit });
+    const lastNew = prevIndex + entries.length;
+    if (Math.min(commit, lastNew) > pr.commitSent) pr.commitSent = Math.min(commit, lastNew);
+    pr.sent(entries.length ? lastNew : undefined);
+    return true;
+  }
+
+  // Sending is lazy: proposals and acknowledgements between two `ready()` calls share appends.
+  #flushReplication(): void {
+    const last = this.#log.lastIndex();
+    const commit = this.#log.committed;
+    for (const [id, pr] of this.#progress) {
+      if (id === this.id) continue;
+      while (pr.next <= last && this.#sendAppend(id, pr, false)) {
+        if (pr.state === "probe") break;
+      }
+      const known = Math.min(pr.match, commit);
+      if (known > pr.commitSent && pr.next > last && !pr.isPaused()) {
+        // Nothing new to carry the commit index, so tell it on its own, anchored at the match
+        // point, which the follower is sure to accept.
+        this.#send({
+          type: "app",
+          to: id,
+          term: this.#term,
+          prevIndex: pr.match,
+          prevTerm: this.#log.term(pr.match) ?? 0,
+          entries: [],
+          commit: known,
+        });
+        pr.commitSent = known;
+      }
+    }
+  }
+
+  #send(m: Outgoing<Message>): void {
+    this.#msgs.push({ ...m, from: this.id } as Message);
+  }
+
+  #hardState(): HardState {
+    return { term: this.#term, vote: this.#vote, commit: this.#log.committed };
+  }
+
+  #hardStateChanged(): boolean {
+    const s = this.#savedHardState;
+    return s.term !== this.#term || s.vote !== this.#vote || s.commit !== this.#log.committed;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The values the Raft core exchanges with its driver and its peers: log entries, the durable
+ * hard state, one-way messages and the `Ready` batch of work. Storage and transport adapters
+ * import these types and nothing else of the core.
+ *
+ * @module
+ */
+
+/** A server's identity in the cluster. Non-empty string, unique within a cluster. */
+export type NodeId = string;
+
+/** The id used where no server is meant (no vote cast, no known leader). */
+export const NONE: NodeId = "";
+
+/** One record of the replicated log. `index` starts at 1; `term` is the leader's term. */
+export interface Entry {
+  /** Position in the log, starting at 1. */
+  readonly index: number;
+  /** Term of the leader that created the entry. */
+  readonly term: number;
+  /** The application's command; opaque to Raft. */
+  readonly data: Uint8Array;
+}
+
+/** The state Raft must persist before it acts on it: current term, vote in that term, commit. */
+export interface HardState {
+  /** Latest term this server has seen. */
+  readonly term: number;
+  /** Candidate this server voted for in `term`, or `NONE`. */
+  readonly vote: NodeId;
+  /** Highest log index known to be committed. */
+  readonly commit: number;
+}
+
+/** The hard state of a server that has never run. */
+export const EMPTY_HARD_STATE: HardState = Object.freeze({ term: 0, vote: NONE, commit: 0 });
+
+/** What a server persisted, handed back to the core when it restarts. */
+export interface PersistedState {
+  /** The last saved hard state. */
+  readonly hardState: HardState;
+  /** The saved log, contiguous, in index order. */
+  readonly entries: readonly Entry[];
+}
+
+/** The roles a server moves between. `precandidate` is the pre-vote phase (Raft thesis §9.6). */
+export type Role = "follower" | "precandidate" | "candidate" | "leader";
+
+/** Fields every message carries. */
+export interface MessageBase {
+  /** Sender's current term (for a pre-vote request: the term it would campaign in). */
+  readonly term: number;
+  /** Sender. */
+  readonly from: NodeId;
+  /** Receiver. */
+  readonly to: NodeId;
+}
+
+/** RequestVote (`vote`) or its dry run (`prevote`): "make me leader of `term`". */
+export interface VoteRequest extends MessageBase {
+  /** `prevote` asks without disturbing anyone's term; `vote` is the real election. */
+  readonly type: "vote" | "prevote";
+  /** Index of the candidate's last log entry. */
+  readonly lastIndex: number;
+  /** Term of the candidate's last log entry. */
+  readonly lastTerm: number;
+}
+
+/** The answer to a `VoteRequest`. */
+export interface VoteResponse extends MessageBase {
+  /** Answers `vote` or `prevote`. */
+  readonly type: "voteResp" | "prevoteResp";
+  /** True when the vote is refused. */
+  readonly reject: boolean;
+}
+
+/** AppendEntries: entries after (`prevIndex`, `prevTerm`) and the leader's commit index. */
+export interface AppendRequest extends MessageBase {
+  /** Discriminator. */
+  readonly type: "app";
+  /** Index of the entry just before `entries`. */
+  readonly prevIndex: number;
+  /** Term of that entry. */
+  readonly prevTerm: number;
+  /** New entries, possibly none (a probe or a commit update). */
+  readonly entries: readonly Entry[];
+  /** Leader's commit index. */
+  readonly commit: number;
+}
+
+/**
+ * The answer to an `AppendRequest`. On success `index` is the last index now known to match the
+ * leader. On rejection `index` is the rejected `prevIndex`, and the hint is the follower's last
+ * index at or below it whose term is at most the leader's `prevTerm` — enough for the leader to
+ * skip a whole divergent term in one round.
+ */
+export interface AppendResponse extends MessageBase {
+  /** Discriminator. */
+  readonly type: "appResp";
+  /** True when the log-matching check failed. */
+  readonly reject: boolean;
+  /** Matched index on success; the rejected `prevIndex` on rejection. */
+  readonly index: number;
+  /** On rejection: a candidate index for the next probe. */
+  readonly hintIndex: number;
+  /** On rejection: the follower's term at `hintIndex`. */
+  readonly hintTerm: number;
+}
+
+/** Leader's heartbeat: asserts leadership and passes on the commit index the receiver can use. */
+export interface Heartbeat extends MessageBase {
+  /** Discriminator. */
+  readonly type: "hb";
+  /** min(receiver's match index, leader's commit). */
+  readonly commit: number;
+}
+
+/** The answer to a heartbeat. */
+export interface HeartbeatResponse extends MessageBase {
+  /** Discriminator. */
+  readonly type: "hbResp";
+}
+
+/** Every message Raft servers exchange. All are one-way; a response is just another message. */
+export type Message =
+  | VoteRequest
+  | VoteResponse
+  | AppendRequest
+  | AppendResponse
+  | Heartbeat
+  | HeartbeatResponse;
+
+/** Message type names. */
+export type MessageType = Message["type"];
+
+/** The message types that start an exchange (what the 6.5840 lab counts as RPCs). */
+export const REQUEST_TYPES: ReadonlySet<MessageType> = new Set<MessageType>([
+  "vote",
+  "prevote",
+  "app",
+  "hb",
+]);
+
+/**
+ * One batch of work the driver must do, in this order: persist `hardState` and `entries`
+ * (entries overwrite any saved entries from `entries[0].index` on), then send `messages`, then
+ * apply `committed`; then call `advance(ready)`.
+ */
+export interface Ready {
+  /** The hard state to persist, when it changed since the last `Ready`. */
+  readonly hardState?: HardState;
+  /** Log entries to persist, contiguous; they replace saved entries at the same indexes and after. */
+  readonly entries: readonly Entry[];
+  /** Messages to send once the above is durable. */
+  readonly messages: readonly Message[];
+  /** Committed entries to apply to the state machine, in index order, none twice. */
+  readonly committed: readonly Entry[];
+}
