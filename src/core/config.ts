@@ -34,6 +34,10 @@ export interface RaftConfig {
   readonly maxEntriesPerAppend?: number;
   /** Bytes of command data per append at most (one larger entry still goes alone). Default 1 MiB. */
   readonly maxAppendBytes?: number;
+  /** Bytes per InstallSnapshot chunk. Default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
+  /** Snapshot chunks in flight per follower. Default 4. */
+  readonly snapshotWindow?: number;
   /** Bytes of committed entries handed out per `Ready` at most. Default 16 MiB. */
   readonly maxApplyBytes?: number;
   /** Index the state machine already reflects after a restart (entries up to it are not re-applied). Default 0. */
@@ -101,6 +105,8 @@ export function resolveConfig(config: RaftConfig): ResolvedRaftConfig {
     maxInflight: positiveInt("maxInflight", config.maxInflight ?? 256),
     maxEntriesPerAppend: positiveInt("maxEntriesPerAppend", config.maxEntriesPerAppend ?? 4096),
     maxAppendBytes: positiveInt("maxAppendBytes", config.maxAppendBytes ?? 1 << 20),
+    snapshotChunkBytes: positiveInt("snapshotChunkBytes", config.snapshotChunkBytes ?? 1 << 20),
+    snapshotWindow: positiveInt("snapshotWindow", config.snapshotWindow ?? 4),
     maxApplyBytes: positiveInt("maxApplyBytes", config.maxApplyBytes ?? 16 << 20),
     applied,
   };

@@ -51,6 +51,50 @@ export class RaftLog {
     this.stabled = this.lastIndex();
   }
 
+  /** Index of the last entry covered by the snapshot (0 without one). */
+  snapshotIndex(): number {
+    return this.#offset;
+  }
+
+  /** Term of that entry. */
+  snapshotTerm(): number {
+    return this.#offsetTerm;
+  }
+
+  /**
+   * Drop the entries through `index`, which a snapshot now covers. Only committed, durable
+   * entries may go.
+   */
+  compact(index: number): void {
+    if (index <= this.#offset) return;
+    const term = this.term(index);
+    if (term === undefined) {
+      throw new LogInvariantError(`compact to ${index}, beyond the last index ${this.lastIndex()}`);
+    }
+    if (index > this.committed) {
+      throw new LogInvariantError(`compact to ${index}, beyond the commit index ${this.committed}`);
+    }
+    this.#entries = this.#entries.slice(index - this.#offset);
+    this.#offset = index;
+    this.#offsetTerm = term;
+    if (this.stabled < index) this.stabled = index;
+    if (this.applied < index) this.applied = index;
+  }
+
+  /**
+   * Replace the whole log with a snapshot's position: the snapshot came from the leader and the
+   * log does not continue it. Everything through `index` is committed and (once the state machine
+   * loads the snapshot) applied.
+   */
+  restore(index: number, term: number): void {
+    this.#entries = [];
+    this.#offset = index;
+    this.#offsetTerm = term;
+    this.committed = index;
+    this.applied = index;
+    this.stabled = index;
+  }
+
   /** The first index still held in the log (the snapshot covers everything before it). */
   firstIndex(): number {
     return this.#offset + 1;

@@ -5,9 +5,29 @@
  *
  * @module
  */
+import type { Snapshot } from "./types.ts";
 
-/** `probe`: one append at a time until the match point is found; `replicate`: pipelined. */
-export type ProgressState = "probe" | "replicate";
+/**
+ * `probe`: one append at a time until the match point is found; `replicate`: pipelined;
+ * `snapshot`: the follower needs entries the leader compacted away, so it gets a snapshot.
+ */
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/** A snapshot transfer to one follower, in bytes. */
+export interface SnapshotTransfer {
+  /** The snapshot being sent (kept even if the leader compacts again meanwhile). */
+  readonly snapshot: Snapshot;
+  /** Its size. */
+  readonly size: number;
+  /** Its checksum. */
+  readonly checksum: number;
+  /** Bytes sent (the next chunk starts here). */
+  sent: number;
+  /** Bytes the follower acknowledged holding. */
+  acked: number;
+  /** Ticks since the last acknowledgement that moved `acked`. */
+  idleTicks: number;
+}
 
 /** The last indexes of appends in flight to one follower, oldest first, bounded by `capacity`. */
 export class Inflights {
@@ -75,6 +95,8 @@ export class Progress {
   commitSent = 0;
   /** Appends in flight (replicate state). */
   readonly inflights: Inflights;
+  /** The snapshot transfer (snapshot state). */
+  transfer: SnapshotTransfer | undefined;
 
   /** A follower to send from `next`, with a window of `maxInflight` appends. */
   constructor(next: number, maxInflight: number) {
@@ -82,10 +104,14 @@ export class Progress {
     this.inflights = new Inflights(maxInflight);
   }
 
-  /** Probe from just after the match point. */
+  /** Probe from just after the match point (or after the snapshot just sent). */
   becomeProbe(): void {
+    const after = this.state === "snapshot" && this.transfer
+      ? Math.max(this.match, this.transfer.snapshot.index)
+      : this.match;
     this.state = "probe";
-    this.next = this.match + 1;
+    this.transfer = undefined;
+    this.next = after + 1;
     this.probeSent = false;
     this.inflights.reset();
   }
@@ -93,13 +119,30 @@ export class Progress {
   /** Stream from just after the match point. */
   becomeReplicate(): void {
     this.state = "replicate";
+    this.transfer = undefined;
     this.next = this.match + 1;
     this.probeSent = false;
     this.inflights.reset();
   }
 
+  /** Send `snapshot` instead of entries. */
+  becomeSnapshot(snapshot: Snapshot, checksum: number): void {
+    this.state = "snapshot";
+    this.probeSent = false;
+    this.inflights.reset();
+    this.transfer = {
+      snapshot,
+      size: snapshot.data.length,
+      checksum,
+      sent: 0,
+      acked: 0,
+      idleTicks: 0,
+    };
+  }
+
   /** Whether the leader must wait before sending another append. */
   isPaused(): boolean {
+    if (this.state === "snapshot") return true;
     return this.state === "probe" ? this.probeSent : this.inflights.full();
   }
 
@@ -121,6 +164,7 @@ export class Progress {
    * message sent before the leader last changed course).
    */
   maybeDecrTo(rejected: number, probeFrom: number): boolean {
+    if (this.state === "snapshot") return false;
     if (this.state === "replicate") {
       if (rejected <= this.match) return false;
       this.next = this.match + 1;

@@ -6,6 +6,7 @@
  * @module
  */
 import { type RaftConfig, resolveConfig, type ResolvedRaftConfig } from "./config.ts";
+import { fnv1a32 } from "./checksum.ts";
 import { NotLeaderError } from "./errors.ts";
 import { LogInvariantError, RaftLog } from "./log.ts";
 import { Progress, type ProgressState } from "./progress.ts";
@@ -23,6 +24,9 @@ import {
   type PersistedState,
   type Ready,
   type Role,
+  type Snapshot,
+  type SnapshotAck,
+  type SnapshotChunk,
   type VoteRequest,
   type VoteResponse,
 } from "./types.ts";
@@ -42,6 +46,13 @@ export interface PeerProgress {
   readonly inflight: number;
   /** Heard from in the current check-quorum round. */
   readonly recentActive: boolean;
+  /** The snapshot transfer under way, in bytes (snapshot state only). */
+  readonly snapshot?: {
+    readonly index: number;
+    readonly sent: number;
+    readonly acked: number;
+    readonly total: number;
+  };
 }
 
 /** A snapshot of the core's state, for status displays and checkers. */
@@ -66,6 +77,8 @@ export interface CoreStatus {
   readonly lastIndex: number;
   /** Last index known durable. */
   readonly stabled: number;
+  /** Index covered by the latest snapshot (0 without one). */
+  readonly snapshotIndex: number;
   /** Voting members. */
   readonly voters: readonly NodeId[];
   /** Per-peer replication state; only on a leader. */
@@ -80,12 +93,22 @@ export interface Proposal {
   readonly term: number;
 }
 
+// A snapshot being received, assembled in place.
+interface IncomingSnapshot {
+  readonly index: number;
+  readonly term: number;
+  readonly size: number;
+  readonly checksum: number;
+  readonly buffer: Uint8Array;
+  received: number;
+}
+
 /** One Raft server's state machine. */
 export class RaftCore {
   readonly #cfg: ResolvedRaftConfig;
   readonly #rng: SeededRandom;
   readonly #log: RaftLog;
-  readonly #voters: Set<NodeId>;
+  #voters: Set<NodeId>;
   readonly #progress = new Map<NodeId, Progress>();
   readonly #votes = new Map<NodeId, boolean>();
   #term: number;
@@ -98,6 +121,14 @@ export class RaftCore {
   #msgs: Message[] = [];
   #savedHardState: HardState;
   #readyInFlight = false;
+  // The latest snapshot (what a leader sends), one to persist, one the state machine must load.
+  #snapshot: Snapshot | undefined;
+  #snapshotChecksum = 0;
+  #unstableSnapshot: Snapshot | undefined;
+  #pendingRestore: Snapshot | undefined;
+  // Highest index handed out for applying (the driver may compact up to it while applying).
+  #applying = 0;
+  #incoming: IncomingSnapshot | undefined;
 
   /** A server restarting from `persisted` (or starting empty) with `config`. */
   constructor(config: RaftConfig, persisted?: PersistedState) {
@@ -105,15 +136,23 @@ export class RaftCore {
     this.#rng = new SeededRandom(this.#cfg.seed);
     this.#voters = new Set(this.#cfg.voters);
     const hs = persisted?.hardState ?? EMPTY_HARD_STATE;
-    this.#log = new RaftLog(persisted?.entries ?? []);
+    const snap = persisted?.snapshot;
+    this.#log = new RaftLog(persisted?.entries ?? [], snap?.index ?? 0, snap?.term ?? 0);
+    if (snap) {
+      this.#voters = new Set(snap.voters);
+      this.#setSnapshot(snap);
+      // The state machine starts empty unless the application says it already holds the state.
+      if (this.#cfg.applied < snap.index) this.#pendingRestore = snap;
+    }
     if (hs.commit > this.#log.lastIndex()) {
       throw new LogInvariantError(
         `persisted commit ${hs.commit} is beyond the persisted log's last index ${this.#log.lastIndex()}`,
       );
     }
-    this.#log.committed = hs.commit;
-    const applied = Math.min(this.#cfg.applied, hs.commit);
+    if (hs.commit > this.#log.committed) this.#log.committed = hs.commit;
+    const applied = Math.min(this.#cfg.applied, this.#log.committed);
     if (applied > this.#log.applied) this.#log.applied = applied;
+    this.#applying = this.#log.applied;
     this.#term = hs.term;
     this.#vote = hs.vote;
     this.#savedHardState = hs;
@@ -159,12 +198,16 @@ export class RaftCore {
       progress = {};
       for (const [id, pr] of this.#progress) {
         if (id === this.id) continue;
+        const t = pr.transfer;
         progress[id] = {
           match: pr.match,
           next: pr.next,
           state: pr.state,
           inflight: pr.inflights.count,
           recentActive: pr.recentActive,
+          snapshot: t
+            ? { index: t.snapshot.index, sent: t.sent, acked: t.acked, total: t.size }
+            : undefined,
         };
       }
     }
@@ -179,6 +222,7 @@ export class RaftCore {
       firstIndex: this.#log.firstIndex(),
       lastIndex: this.#log.lastIndex(),
       stabled: this.#log.stabled,
+      snapshotIndex: this.#log.snapshotIndex(),
       voters: [...this.#voters],
       progress,
     };
@@ -202,6 +246,29 @@ export class RaftCore {
     return { index: entry.index, term: entry.term };
   }
 
+  /**
+   * The application saved its state through `index` as `data`: keep that as the snapshot and
+   * drop the log through `index` (6.5840's `Snapshot`). `index` must have been handed out for
+   * applying; a snapshot no newer than the current one is ignored (returns false).
+   */
+  compact(index: number, data: Uint8Array): boolean {
+    if (!Number.isInteger(index) || index < 0) {
+      throw new RangeError(`compact: index must be a non-negative integer, got ${index}`);
+    }
+    if (index <= this.#log.snapshotIndex()) return false;
+    if (index > this.#applying) {
+      throw new RangeError(
+        `compact: index ${index} is beyond the last index handed out for applying (${this.#applying})`,
+      );
+    }
+    const term = this.#log.term(index)!;
+    const snap: Snapshot = { index, term, voters: [...this.#voters], data };
+    this.#log.compact(index);
+    this.#setSnapshot(snap);
+    this.#unstableSnapshot = snap;
+    return true;
+  }
+
   /** Start an election now, as if the election timeout had passed. */
   campaign(): void {
     if (this.#role === "leader" || !this.#voters.has(this.id)) return;
@@ -217,11 +284,12 @@ export class RaftCore {
       if (m.type === "prevote" || (m.type === "prevoteResp" && !m.reject)) {
         // A pre-vote exchange speaks of a term nobody has entered yet; it changes no one's term.
       } else {
-        const leader = m.type === "app" || m.type === "hb" ? m.from : NONE;
+        const leader = m.type === "app" || m.type === "hb" || m.type === "snap" ? m.from : NONE;
         this.#becomeFollower(m.term, leader);
       }
     } else if (m.term < this.#term) {
-      if ((m.type === "app" || m.type === "hb") && (this.#cfg.checkQuorum || this.#cfg.preVote)) {
+      const fromLeader = m.type === "app" || m.type === "hb" || m.type === "snap";
+      if (fromLeader && (this.#cfg.checkQuorum || this.#cfg.preVote)) {
         // A deposed leader cut off from the cluster would otherwise never learn the new term:
         // with pre-vote, nobody's vote request would reach it at a higher term.
         this.#send({ type: "hbResp", to: m.from, term: this.#term });
@@ -255,7 +323,8 @@ export class RaftCore {
   hasReady(): boolean {
     if (this.#role === "leader") this.#flushReplication();
     return this.#msgs.length > 0 || this.#log.hasUnstable() || this.#log.hasNextCommitted() ||
-      this.#hardStateChanged();
+      this.#hardStateChanged() || this.#unstableSnapshot !== undefined ||
+      this.#pendingRestore !== undefined;
   }
 
   /**
@@ -269,11 +338,15 @@ export class RaftCore {
     const hardState = this.#hardStateChanged() ? this.#hardState() : undefined;
     const messages = this.#msgs;
     this.#msgs = [];
+    const committed = this.#log.nextCommitted(this.#cfg.maxApplyBytes);
+    if (committed.length > 0) this.#applying = committed[committed.length - 1].index;
     return {
+      snapshot: this.#unstableSnapshot,
+      restore: this.#pendingRestore,
       hardState,
       entries: this.#log.unstable(),
       messages,
-      committed: this.#log.nextCommitted(this.#cfg.maxApplyBytes),
+      committed,
     };
   }
 
@@ -281,6 +354,8 @@ export class RaftCore {
   advance(rd: Ready): void {
     this.#readyInFlight = false;
     if (rd.hardState) this.#savedHardState = rd.hardState;
+    if (rd.snapshot && rd.snapshot === this.#unstableSnapshot) this.#unstableSnapshot = undefined;
+    if (rd.restore && rd.restore === this.#pendingRestore) this.#pendingRestore = undefined;
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];
       this.#log.stableTo(last.index, last.term);
@@ -419,10 +494,30 @@ export class RaftCore {
       this.#heartbeatElapsed = 0;
       for (const [id, pr] of this.#progress) {
         if (id === this.id) continue;
+        this.#checkTransfer(id, pr);
         const commit = Math.min(pr.match, this.#log.committed);
         if (commit > pr.commitSent) pr.commitSent = commit;
         this.#send({ type: "hb", to: id, term: this.#term, commit });
       }
+    }
+  }
+
+  // A transfer with no acknowledgement for an election timeout lost a chunk or an ack: resend
+  // from what the follower acknowledged. Until the first byte is acknowledged, a newer snapshot
+  // replaces an older one.
+  #checkTransfer(to: NodeId, pr: Progress): void {
+    const t = pr.transfer;
+    if (pr.state !== "snapshot" || !t) return;
+    if (t.acked === 0 && this.#snapshot && this.#snapshot.index > t.snapshot.index) {
+      this.#startSnapshot(to, pr);
+      return;
+    }
+    t.idleTicks += this.#cfg.heartbeatTicks;
+    if (t.idleTicks >= this.#cfg.electionTicks) {
+      t.idleTicks = 0;
+      t.sent = t.acked;
+      if (t.sent === t.size) this.#sendChunk(to, pr, 0, 0);
+      else this.#sendSnapshotChunks(to, pr);
     }
   }
 
@@ -462,6 +557,10 @@ export class RaftCore {
       this.#electionElapsed = 0;
       this.#leader = m.from;
       this.#handleHeartbeat(m);
+    } else if (m.type === "snap") {
+      this.#electionElapsed = 0;
+      this.#leader = m.from;
+      this.#handleSnapshotChunk(m);
     }
   }
 
@@ -474,6 +573,10 @@ export class RaftCore {
       case "hb":
         this.#becomeFollower(m.term, m.from);
         this.#handleHeartbeat(m);
+        return;
+      case "snap":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleSnapshotChunk(m);
         return;
       case "prevoteResp":
       case "voteResp":
@@ -516,6 +619,99 @@ export class RaftCore {
     reply({ reject: true, index: m.prevIndex, hintIndex, hintTerm });
   }
 
+  #handleSnapshotChunk(m: SnapshotChunk): void {
+    const meta = m.snapshot;
+    if (meta.index <= this.#log.committed) {
+      // Nothing to install: what the snapshot covers is committed here already.
+      this.#incoming = undefined;
+      this.#send({
+        type: "appResp",
+        to: m.from,
+        term: this.#term,
+        reject: false,
+        index: this.#log.committed,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
+      return;
+    }
+    let inc = this.#incoming;
+    if (
+      !inc || inc.index !== meta.index || inc.term !== meta.term || inc.size !== m.size ||
+      inc.checksum !== m.checksum
+    ) {
+      // Another snapshot: whatever part of an older transfer was held is useless now.
+      inc = {
+        index: meta.index,
+        term: meta.term,
+        size: m.size,
+        checksum: m.checksum,
+        buffer: new Uint8Array(m.size),
+        received: 0,
+      };
+      this.#incoming = inc;
+    }
+    // Only the chunk that continues what is held is taken; duplicates and chunks past a gap are
+    // answered with the held length, so the leader resumes from there.
+    if (m.data.length > 0 && m.offset === inc.received && m.offset + m.data.length <= inc.size) {
+      inc.buffer.set(m.data, m.offset);
+      inc.received += m.data.length;
+    }
+    if (inc.received === inc.size) {
+      this.#incoming = undefined;
+      if (fnv1a32(inc.buffer) !== inc.checksum) {
+        this.#send({
+          type: "snapResp",
+          to: m.from,
+          term: this.#term,
+          index: meta.index,
+          received: 0,
+        });
+        return;
+      }
+      this.#install({ ...meta, data: inc.buffer });
+      // Sent with the Ready that persists the snapshot, so only once it is durable.
+      this.#send({
+        type: "appResp",
+        to: m.from,
+        term: this.#term,
+        reject: false,
+        index: meta.index,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
+      return;
+    }
+    this.#send({
+      type: "snapResp",
+      to: m.from,
+      term: this.#term,
+      index: meta.index,
+      received: inc.received,
+    });
+  }
+
+  #install(snap: Snapshot): void {
+    if (this.#log.matchTerm(snap.index, snap.term)) {
+      // The log continues the snapshot: keep what follows it.
+      this.#log.commitTo(snap.index);
+      this.#log.applied = snap.index;
+      this.#log.compact(snap.index);
+    } else {
+      this.#log.restore(snap.index, snap.term);
+    }
+    this.#applying = snap.index;
+    this.#voters = new Set(snap.voters);
+    this.#setSnapshot(snap);
+    this.#unstableSnapshot = snap;
+    this.#pendingRestore = snap;
+  }
+
+  #setSnapshot(snap: Snapshot): void {
+    this.#snapshot = snap;
+    this.#snapshotChecksum = fnv1a32(snap.data);
+  }
+
   #handleHeartbeat(m: Heartbeat): void {
     this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
     this.#send({ type: "hbResp", to: m.from, term: this.#term });
@@ -539,15 +735,77 @@ export class RaftCore {
       // In probe state, an acknowledgement of the match point itself also ends the probe.
       if (pr.maybeUpdate(m.index) || (pr.state === "probe" && m.index === pr.match)) {
         if (pr.state === "probe") pr.becomeReplicate();
-        else pr.inflights.freeLE(m.index);
+        else if (pr.state === "snapshot") {
+          // The follower holds the snapshot (or caught up another way): stream from its match.
+          if (pr.match >= pr.transfer!.snapshot.index) pr.becomeReplicate();
+        } else pr.inflights.freeLE(m.index);
         this.#maybeCommit();
       }
+    } else if (m.type === "snapResp") {
+      pr.recentActive = true;
+      this.#handleSnapshotAck(m.from, pr, m);
     } else if (m.type === "hbResp") {
       pr.recentActive = true;
+      if (pr.state === "snapshot") return;
       pr.probeSent = false;
       // A heartbeat answered while the window is full means an append was probably lost.
       if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirst();
       if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, pr, true);
+    }
+  }
+
+  #handleSnapshotAck(to: NodeId, pr: Progress, m: SnapshotAck): void {
+    const t = pr.transfer;
+    if (pr.state !== "snapshot" || !t || m.index !== t.snapshot.index) return;
+    if (m.received > t.acked) {
+      t.acked = m.received;
+      t.idleTicks = 0;
+      if (t.sent < t.acked) t.sent = t.acked;
+    } else if (m.received < t.acked) {
+      // The follower lost what it held (it restarted): start over from what it has.
+      t.acked = m.received;
+      t.sent = m.received;
+    }
+    this.#sendSnapshotChunks(to, pr);
+  }
+
+  // Switch a follower that needs compacted entries to a snapshot transfer. It starts with a
+  // query, so a transfer another leader (or a lost message) interrupted resumes where it was.
+  #startSnapshot(to: NodeId, pr: Progress): void {
+    const snap = this.#snapshot;
+    if (!snap) throw new LogInvariantError(`${to} needs compacted entries, but no snapshot exists`);
+    pr.becomeSnapshot(snap, this.#snapshotChecksum);
+    this.#sendChunk(to, pr, 0, 0);
+  }
+
+  #sendChunk(to: NodeId, pr: Progress, offset: number, length: number): void {
+    const t = pr.transfer!;
+    this.#send({
+      type: "snap",
+      to,
+      term: this.#term,
+      snapshot: { index: t.snapshot.index, term: t.snapshot.term, voters: t.snapshot.voters },
+      size: t.size,
+      checksum: t.checksum,
+      offset,
+      data: t.snapshot.data.subarray(offset, offset + length),
+    });
+  }
+
+  // Chunks go out within a window, so a large snapshot never crowds out heartbeats or appends
+  // to other followers.
+  #sendSnapshotChunks(to: NodeId, pr: Progress): void {
+    const t = pr.transfer!;
+    const chunk = this.#cfg.snapshotChunkBytes;
+    const window = chunk * this.#cfg.snapshotWindow;
+    if (t.size === 0 && t.sent === 0 && t.acked === 0) {
+      this.#sendChunk(to, pr, 0, 0);
+      return;
+    }
+    while (t.sent < t.size && t.sent - t.acked < window) {
+      const len = Math.min(chunk, t.size - t.sent);
+      this.#sendChunk(to, pr, t.sent, len);
+      t.sent += len;
     }
   }
 
@@ -575,6 +833,10 @@ export class RaftCore {
     const prevIndex = pr.next - 1;
     const prevTerm = this.#log.term(prevIndex);
     if (prevTerm === undefined) {
+      if (prevIndex < this.#log.snapshotIndex()) {
+        this.#startSnapshot(to, pr);
+        return true;
+      }
       throw new LogInvariantError(`no term for index ${prevIndex} needed to replicate to ${to}`);
     }
     const entries = pr.next <= this.#log.lastIndex()
@@ -599,7 +861,10 @@ export class RaftCore {
         if (pr.state === "probe") break;
       }
       const known = Math.min(pr.match, commit);
-      if (known > pr.commitSent && pr.next > last && !pr.isPaused()) {
+      if (
+        known > pr.commitSent && pr.next > last && !pr.isPaused() &&
+        pr.match >= this.#log.snapshotIndex()
+      ) {
         // Nothing new to carry the commit index, so tell it on its own, anchored at the match
         // point, which the follower is sure to accept.
         this.#send({

@@ -35,12 +35,30 @@ export interface HardState {
 /** The hard state of a server that has never run. */
 export const EMPTY_HARD_STATE: HardState = Object.freeze({ term: 0, vote: NONE, commit: 0 });
 
+/** Identifies a snapshot: the last log entry it covers and the membership at that point. */
+export interface SnapshotMeta {
+  /** Index of the last entry the snapshot covers. */
+  readonly index: number;
+  /** Term of that entry. */
+  readonly term: number;
+  /** Voting members as of `index`. */
+  readonly voters: readonly NodeId[];
+}
+
+/** A state-machine snapshot: the application's state after applying entries through `index`. */
+export interface Snapshot extends SnapshotMeta {
+  /** The application's serialized state; opaque to Raft. */
+  readonly data: Uint8Array;
+}
+
 /** What a server persisted, handed back to the core when it restarts. */
 export interface PersistedState {
   /** The last saved hard state. */
   readonly hardState: HardState;
-  /** The saved log, contiguous, in index order. */
+  /** The saved log after the snapshot, contiguous, in index order. */
   readonly entries: readonly Entry[];
+  /** The latest saved snapshot, if any; `entries` continue from `snapshot.index + 1`. */
+  readonly snapshot?: Snapshot;
 }
 
 /** The roles a server moves between. `precandidate` is the pre-vote phase (Raft thesis §9.6). */
@@ -121,6 +139,36 @@ export interface HeartbeatResponse extends MessageBase {
   readonly type: "hbResp";
 }
 
+/**
+ * One chunk of InstallSnapshot. A transfer is identified by the snapshot's index and term, its
+ * size and checksum, so a receiver can resume one that a lost message, a timeout or a leader
+ * change interrupted. A chunk without data asks the receiver how much it already holds.
+ */
+export interface SnapshotChunk extends MessageBase {
+  /** Discriminator. */
+  readonly type: "snap";
+  /** Which snapshot. */
+  readonly snapshot: SnapshotMeta;
+  /** Total bytes of the snapshot's data. */
+  readonly size: number;
+  /** FNV-1a checksum of the whole data, checked before installing. */
+  readonly checksum: number;
+  /** Offset of `data` within the snapshot's data. */
+  readonly offset: number;
+  /** The chunk; empty for a progress query. */
+  readonly data: Uint8Array;
+}
+
+/** Acknowledges snapshot chunks: how many bytes of the snapshot the receiver holds from 0. */
+export interface SnapshotAck extends MessageBase {
+  /** Discriminator. */
+  readonly type: "snapResp";
+  /** Index of the snapshot being transferred. */
+  readonly index: number;
+  /** Bytes held contiguously from the start. */
+  readonly received: number;
+}
+
 /** Every message Raft servers exchange. All are one-way; a response is just another message. */
 export type Message =
   | VoteRequest
@@ -128,7 +176,9 @@ export type Message =
   | AppendRequest
   | AppendResponse
   | Heartbeat
-  | HeartbeatResponse;
+  | HeartbeatResponse
+  | SnapshotChunk
+  | SnapshotAck;
 
 /** Message type names. */
 export type MessageType = Message["type"];
@@ -139,14 +189,19 @@ export const REQUEST_TYPES: ReadonlySet<MessageType> = new Set<MessageType>([
   "prevote",
   "app",
   "hb",
+  "snap",
 ]);
 
 /**
- * One batch of work the driver must do, in this order: persist `hardState` and `entries`
- * (entries overwrite any saved entries from `entries[0].index` on), then send `messages`, then
- * apply `committed`; then call `advance(ready)`.
+ * One batch of work the driver must do, in this order: persist `snapshot`, `entries` and
+ * `hardState` in one atomic save (see `StorageUpdate`), then send `messages`, then restore the
+ * state machine from `restore` if present, then apply `committed`; then call `advance(ready)`.
  */
 export interface Ready {
+  /** A snapshot to persist (a compaction, or one received from the leader). */
+  readonly snapshot?: Snapshot;
+  /** A snapshot the state machine must load before applying `committed`. */
+  readonly restore?: Snapshot;
   /** The hard state to persist, when it changed since the last `Ready`. */
   readonly hardState?: HardState;
   /** Log entries to persist, contiguous; they replace saved entries at the same indexes and after. */

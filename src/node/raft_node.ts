@@ -6,7 +6,7 @@
  * @module
  */
 import { type CoreStatus, type Proposal, RaftCore } from "../core/raft.ts";
-import type { Entry, Message, NodeId, Ready, Role } from "../core/types.ts";
+import type { Entry, Message, NodeId, Ready, Role, Snapshot } from "../core/types.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { Transport } from "../transport/transport.ts";
 import { AsyncQueue } from "./async_queue.ts";
@@ -17,6 +17,8 @@ import { ConfigError } from "../core/errors.ts";
 export interface StateMachine {
   /** Apply one committed command; the result goes back to whoever proposed it. */
   apply(command: Uint8Array, index: number): Uint8Array | undefined | void;
+  /** Replace the whole state with a snapshot's (one received from the leader, or after a restart). */
+  restore?(data: Uint8Array, index: number): void;
 }
 
 /** One committed entry as the node applied it. */
@@ -33,8 +35,20 @@ export interface AppliedEntry {
   readonly result?: Uint8Array;
 }
 
-/** Items of the `applied()` stream. */
-export type Applied = AppliedEntry;
+/** A snapshot the node loaded: the state through `index` replaces everything applied before. */
+export interface AppliedSnapshot {
+  /** Discriminator. */
+  readonly type: "snapshot";
+  /** Last index the snapshot covers. */
+  readonly index: number;
+  /** Term of that entry. */
+  readonly term: number;
+  /** The application's serialized state, as passed to `compact`. */
+  readonly data: Uint8Array;
+}
+
+/** Items of the `applied()` stream, in log order. */
+export type Applied = AppliedEntry | AppliedSnapshot;
 
 /** A change of term, role or known leader, as `onStateChange` reports it. */
 export interface StateChange {
@@ -84,6 +98,10 @@ export interface RaftNodeOptions {
   readonly maxInflight?: number;
   /** Bytes of command data per append. Default 1 MiB. */
   readonly maxAppendBytes?: number;
+  /** Bytes per InstallSnapshot chunk. Default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
+  /** Snapshot chunks in flight per follower. Default 4. */
+  readonly snapshotWindow?: number;
   /** The replicated application, applied in log order. Optional. */
   readonly stateMachine?: StateMachine;
   /** Called synchronously for each applied item, before the `applied()` stream sees it. */
@@ -100,6 +118,20 @@ export class NodeStoppedError extends Error {
   constructor(message = "the node is stopped") {
     super(message);
     this.name = "NodeStoppedError";
+  }
+}
+
+/**
+ * A proposal's outcome cannot be known here: this server loaded a snapshot covering its index
+ * (it had lost leadership meanwhile). It may or may not have been applied.
+ */
+export class ProposalOutcomeUnknownError extends Error {
+  /** `index`/`term`: where the proposal had been placed. */
+  constructor(readonly index: number, readonly term: number) {
+    super(
+      `the proposal at index ${index} (term ${term}) is covered by a snapshot; its outcome is unknown`,
+    );
+    this.name = "ProposalOutcomeUnknownError";
   }
 }
 
@@ -186,6 +218,8 @@ export class RaftNode {
       checkQuorum: options.checkQuorum,
       maxInflight: options.maxInflight,
       maxAppendBytes: options.maxAppendBytes,
+      snapshotChunkBytes: options.snapshotChunkBytes,
+      snapshotWindow: options.snapshotWindow,
     }, persisted);
     const node = new RaftNode(options, core);
     node.#transport.listen((messages) => node.#receive(messages));
@@ -264,6 +298,19 @@ export class RaftNode {
     return q;
   }
 
+  /**
+   * The application saved its state through `index` as `data` (6.5840's `Snapshot`): the node
+   * keeps it as its snapshot and drops the log through `index`. `index` must already be applied
+   * (or being applied: calling this from `onApply` or a `StateMachine` is fine). Returns false,
+   * changing nothing, when the node already has a snapshot at or past `index`.
+   */
+  compact(index: number, data: Uint8Array): boolean {
+    this.#assertRunning();
+    const done = this.#core.compact(index, data);
+    if (done) this.#queueDrain();
+    return done;
+  }
+
   /** Election now, as if the timeout had passed (tools and tests). */
   campaign(): void {
     this.#assertRunning();
@@ -313,7 +360,7 @@ export class RaftNode {
     while (this.#running && this.#saving === undefined && this.#core.hasReady()) {
       const rd = this.#core.ready();
       let saved: void | Promise<void> = undefined;
-      if (rd.hardState || rd.entries.length > 0) {
+      if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
         try {
           saved = this.#storage.save(rd);
         } catch (e) {
@@ -350,6 +397,7 @@ export class RaftNode {
 
   #finish(rd: Ready): void {
     this.#send(rd.messages);
+    if (rd.restore) this.#restore(rd.restore);
     for (const e of rd.committed) this.#apply(e);
     this.#guard(() => this.#core.advance(rd));
   }
@@ -369,20 +417,27 @@ export class RaftNode {
     for (const [to, list] of byPeer) this.#transport.send(to, list);
   }
 
-  #apply(e: Entry): void {
-    let result: Uint8Array | undefined;
-    if (this.#stateMachine) result = this.#stateMachine.apply(e.data, e.index) ?? undefined;
-    const item: AppliedEntry = {
-      type: "entry",
-      index: e.index,
-      term: e.term,
-      command: e.data,
-      result,
-    };
+  #restore(snap: Snapshot): void {
+    this.#stateMachine?.restore?.(snap.data, snap.index);
+    this.#publish({ type: "snapshot", index: snap.index, term: snap.term, data: snap.data });
+    for (const [index, w] of this.#waiters) {
+      if (index > snap.index) continue;
+      this.#waiters.delete(index);
+      w.reject(new ProposalOutcomeUnknownError(index, w.term));
+    }
+  }
+
+  #publish(item: Applied): void {
     this.#onApply?.(item);
     this.#backlog?.push(item);
     for (const q of this.#streams) q.push(item);
     if (this.#streams.some((q) => q.closed)) this.#streams = this.#streams.filter((q) => !q.closed);
+  }
+
+  #apply(e: Entry): void {
+    let result: Uint8Array | undefined;
+    if (this.#stateMachine) result = this.#stateMachine.apply(e.data, e.index) ?? undefined;
+    this.#publish({ type: "entry", index: e.index, term: e.term, command: e.data, result });
     const w = this.#waiters.get(e.index);
     if (w) {
       this.#waiters.delete(e.index);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Entry, HardState, PersistedState } from "../core/types.ts";
+import type { Entry, HardState, PersistedState, Snapshot } from "../core/types.ts";
 import { EMPTY_HARD_STATE } from "../core/types.ts";
 import type { Storage, StorageUpdate } from "./storage.ts";
 
@@ -58,6 +58,7 @@ function entriesSize(entries: readonly Entry[], from: number, to: number): numbe
 export class MemoryStorage implements Storage {
   #hardState: HardState;
   #entries: Entry[];
+  #snapshot: Snapshot | undefined;
   #closedReason: string | null = null;
   // Kept up to date on every save so raftStateSize() stays O(1) on long logs.
   #entriesSize = 0;
@@ -71,18 +72,30 @@ export class MemoryStorage implements Storage {
     const initial = options.initial;
     this.#hardState = initial?.hardState ?? EMPTY_HARD_STATE;
     this.#entries = initial === undefined ? [] : initial.entries.slice();
+    this.#snapshot = initial?.snapshot;
     checkContiguous(this.#entries, "initial entries");
+    if (
+      this.#snapshot && this.#entries.length > 0 &&
+      this.#entries[0].index !== this.#snapshot.index + 1
+    ) {
+      throw new Error(
+        `MemoryStorage: initial entries start at ${
+          this.#entries[0].index
+        }, not right after the snapshot at ${this.#snapshot.index}`,
+      );
+    }
     this.#entriesSize = entriesSize(this.#entries, 0, this.#entries.length);
   }
 
   /** The saved state; the entries array is a copy (the entries themselves are immutable). */
   load(): PersistedState {
-    return { hardState: this.#hardState, entries: this.#entries.slice() };
+    return { hardState: this.#hardState, entries: this.#entries.slice(), snapshot: this.#snapshot };
   }
 
   /**
-   * Apply `update` at once and in full: the hard state if given, then the entries, which replace
-   * every saved entry from `entries[0].index` on.
+   * Apply `update` at once and in full, in the order `StorageUpdate` defines: the snapshot (which
+   * replaces the entries it covers, and the rest of the log unless the log continues it), then
+   * the entries, which replace every saved entry from `entries[0].index` on, then the hard state.
    *
    * @throws {Error} when closed, when the entries are not contiguous, or when they would leave a
    * gap after the last saved entry. Nothing is changed then.
@@ -93,14 +106,26 @@ export class MemoryStorage implements Storage {
     }
     const entries = update.entries;
     checkContiguous(entries, "entries to save");
+    const snap = update.snapshot;
     if (entries.length > 0) {
       const first = entries[0].index;
-      const last = this.lastIndex;
+      const last = snap && !this.#continues(snap)
+        ? snap.index
+        : Math.max(this.lastIndex, snap?.index ?? 0);
+      if (snap && first <= snap.index) {
+        throw new Error(
+          `MemoryStorage: entries start at ${first}, inside the snapshot saved with them (index ${snap.index})`,
+        );
+      }
       if (first > last + 1) {
         throw new Error(
           `MemoryStorage: entries start at ${first}, leaving a gap after last saved index ${last}`,
         );
       }
+    }
+    if (snap) this.#saveSnapshot(snap);
+    if (entries.length > 0) {
+      const first = entries[0].index;
       const log = this.#entries;
       const offset = log.length === 0 ? 0 : first - log[0].index;
       if (offset <= 0) {
@@ -114,6 +139,27 @@ export class MemoryStorage implements Storage {
       }
     }
     if (update.hardState !== undefined) this.#hardState = update.hardState;
+  }
+
+  // Whether the saved log holds the snapshot's last entry, so the entries after it continue it.
+  #continues(snap: Snapshot): boolean {
+    const log = this.#entries;
+    if (log.length === 0) return false;
+    const e = log[snap.index - log[0].index];
+    return e !== undefined && e.term === snap.term;
+  }
+
+  #saveSnapshot(snap: Snapshot): void {
+    const log = this.#entries;
+    const keep = this.#continues(snap) ? log.slice(snap.index - log[0].index + 1) : [];
+    this.#entries = keep;
+    this.#entriesSize = entriesSize(keep, 0, keep.length);
+    this.#snapshot = snap;
+  }
+
+  /** The saved snapshot, if any. */
+  get snapshot(): Snapshot | undefined {
+    return this.#snapshot;
   }
 
   /** Refuse further saves; loading and inspection still work. */
@@ -141,10 +187,10 @@ export class MemoryStorage implements Storage {
     return this.#entries;
   }
 
-  /** Index of the last saved entry, or 0 when the log is empty. */
+  /** Index of the last saved entry (the snapshot's index when the log is empty). */
   get lastIndex(): number {
     const log = this.#entries;
-    return log.length === 0 ? 0 : log[log.length - 1].index;
+    return log.length === 0 ? (this.#snapshot?.index ?? 0) : log[log.length - 1].index;
   }
 
   /**

@@ -4,17 +4,29 @@
  *
  * @module
  */
-import type { Entry, HardState, PersistedState } from "../core/types.ts";
+import type { Entry, HardState, PersistedState, Snapshot } from "../core/types.ts";
 
 /** A value or a promise of it: synchronous adapters (memory) return plain values. */
 export type MaybePromise<T> = T | Promise<T>;
 
-/** What one save persists: the part of a `Ready` that must be durable. */
+/**
+ * What one save persists: the part of a `Ready` that must be durable, applied in this order:
+ *
+ * 1. `snapshot`, when present, replaces the saved snapshot and every saved entry up to its
+ *    index. Saved entries after its index survive only if the saved log holds an entry with the
+ *    snapshot's index and term (the log continues the snapshot); otherwise they are all dropped.
+ * 2. `entries` replace any saved entries from `entries[0].index` on, and extend the log.
+ * 3. `hardState` replaces the saved hard state.
+ *
+ * All of it survives a crash, or none of it does.
+ */
 export interface StorageUpdate {
   /** New hard state, when it changed. */
   readonly hardState?: HardState;
   /** Entries to append; they replace any saved entries from `entries[0].index` on. */
   readonly entries: readonly Entry[];
+  /** A newer snapshot to keep, when there is one. */
+  readonly snapshot?: Snapshot;
 }
 
 /**

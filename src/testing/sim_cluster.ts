@@ -31,6 +31,11 @@ export interface SimClusterOptions {
   readonly unreliable?: boolean;
   /** Settings passed to every node. */
   readonly node?: SimNodeOptions;
+  /**
+   * Each server's application snapshots its state after every `snapshotEvery` applied entries
+   * (the 6.5840 lab's 3D applier does so every 10). Default: never.
+   */
+  readonly snapshotEvery?: number;
 }
 
 /** A failed check of the cluster's behaviour (not of a safety property). */
@@ -62,7 +67,7 @@ class CheckedStorage implements Storage {
   save(update: StorageUpdate): void {
     if (update.entries.length > 0) {
       const first = update.entries[0].index;
-      this.checker.persisted(this.server, update.entries, this.#termAt(first - 1));
+      this.checker.persisted(this.server, update.entries, this.#termAt(first - 1, update));
     }
     this.inner.save(update);
   }
@@ -71,11 +76,19 @@ class CheckedStorage implements Storage {
     this.inner.close();
   }
 
-  #termAt(index: number): number {
+  #termAt(index: number, update: StorageUpdate): number {
+    if (index === 0) return 0;
+    if (update.snapshot?.index === index) return update.snapshot.term;
     const entries = this.inner.entries;
-    if (index === 0 || entries.length === 0) return 0;
-    const e: Entry | undefined = entries[index - entries[0].index];
-    return e?.term ?? 0;
+    if (entries.length > 0) {
+      const e: Entry | undefined = entries[index - entries[0].index];
+      if (e) return e.term;
+    }
+    const snap = this.inner.snapshot;
+    if (snap?.index === index) return snap.term;
+    throw new Error(
+      `CheckedStorage: ${this.server} saves entries after index ${index}, which it does not hold`,
+    );
   }
 }
 
@@ -98,6 +111,7 @@ export class SimCluster {
   readonly #connected: boolean[];
   readonly #applied: Map<number, string>[];
   readonly #nodeOptions: SimNodeOptions;
+  readonly #snapshotEvery: number;
 
   private constructor(options: SimClusterOptions) {
     this.seed = options.seed;
@@ -113,6 +127,7 @@ export class SimCluster {
     this.#connected = this.ids.map(() => false);
     this.#applied = this.ids.map(() => new Map());
     this.#nodeOptions = options.node ?? {};
+    this.#snapshotEvery = options.snapshotEvery ?? 0;
   }
 
   /** Build and start a cluster with every server up and connected. */
@@ -152,7 +167,9 @@ export class SimCluster {
     const storage = this.#storages[i];
     this.#applied[i] = new Map();
     this.checker.restarted(id, 0);
-    const node = await RaftNode.start({
+    // Set once start() returns; a compaction asked for while it runs waits until then.
+    let self: RaftNode | undefined;
+    const node: RaftNode = await RaftNode.start({
       ...this.#nodeOptions,
       id,
       peers: this.ids,
@@ -161,13 +178,29 @@ export class SimCluster {
       clock: this.clock,
       seed: this.random.nextUint32(),
       onApply: (item) => {
+        if (item.type === "snapshot") {
+          const state = decodeState(item.data);
+          this.checker.snapshotLoaded(id, item.index, state);
+          this.#applied[i] = state;
+          return;
+        }
         this.checker.applied(id, item.index, item.term, item.command);
         this.#applied[i].set(item.index, commandKey(item.command));
+        if (this.#snapshotEvery > 0 && item.index % this.#snapshotEvery === 0) {
+          const index = item.index;
+          const data = encodeState(this.#applied[i], index);
+          this.clock.defer(() => {
+            if (self && self === this.#nodes[i] && self.status().running) self.compact(index, data);
+          });
+        }
       },
       onStateChange: (s) => {
-        if (s.role === "leader") this.checker.leaderElected(id, s.term, (x) => node.logTerm(x));
+        if (s.role !== "leader") return;
+        const status = node.status();
+        this.checker.leaderElected(id, s.term, (x) => node.logTerm(x), status.lastIndex);
       },
     });
+    self = node;
     this.#nodes[i] = node;
   }
 
@@ -206,6 +239,13 @@ export class SimCluster {
   /** Delay most responses by up to ~2.2 s (the lab's long reordering). */
   setLongReordering(on: boolean): void {
     this.network.setLongReordering(on);
+  }
+
+  /** The largest persisted Raft state (hard state and log, without the snapshot) of any server. */
+  logSize(): number {
+    let max = 0;
+    for (const s of this.#storages) max = Math.max(max, s.raftStateSize());
+    return max;
   }
 
   /** Requests delivered to all servers so far (the lab's RPC count). */
@@ -363,6 +403,17 @@ export class SimCluster {
       if (node) await node.stop();
     }
   }
+}
+
+// The simulated application's state: every applied command by index, through `upTo`.
+function encodeState(state: Map<number, string>, upTo: number): Uint8Array {
+  const pairs: [number, string][] = [];
+  for (const [index, key] of state) if (index <= upTo) pairs.push([index, key]);
+  return new TextEncoder().encode(JSON.stringify(pairs));
+}
+
+function decodeState(data: Uint8Array): Map<number, string> {
+  return new Map(JSON.parse(new TextDecoder().decode(data)) as [number, string][]);
 }
 
 function describe(cmd: Uint8Array): string {
