@@ -168,7 +168,7 @@ export class SimCluster {
     this.#applied[i] = new Map();
     this.checker.restarted(id, 0);
     // Set once start() returns; a compaction asked for while it runs waits until then.
-    let self: RaftNode | undefined;
+    const self: { node?: RaftNode } = {};
     const node: RaftNode = await RaftNode.start({
       ...this.#nodeOptions,
       id,
@@ -190,7 +190,8 @@ export class SimCluster {
           const index = item.index;
           const data = encodeState(this.#applied[i], index);
           this.clock.defer(() => {
-            if (self && self === this.#nodes[i] && self.status().running) self.compact(index, data);
+            const n = self.node;
+            if (n && n === this.#nodes[i] && n.status().running) n.compact(index, data);
           });
         }
       },
@@ -200,7 +201,7 @@ export class SimCluster {
         this.checker.leaderElected(id, s.term, (x) => node.logTerm(x), status.lastIndex);
       },
     });
-    self = node;
+    self.node = node;
     this.#nodes[i] = node;
   }
 
