@@ -4,66 +4,12 @@
  * servers are `RaftCore`s pumped in memory, so this measures the core alone: no clock, storage or
  * transport cost. Run with `deno task bench`; each figure prints beside its target.
  */
-import { RaftCore } from "../src/core/raft.ts";
-import type { Message } from "../src/core/types.ts";
+import { CoreCluster } from "./core_cluster.ts";
 
 /** Targets, in committed entries per second of one core's CPU. */
 const TARGETS = { single: 20_000, batch64: 200_000 };
 
-class Cluster {
-  readonly cores: RaftCore[];
-  #queue: Message[] = [];
-
-  constructor(n: number, seed: number) {
-    const ids = Array.from({ length: n }, (_, i) => `s${i}`);
-    this.cores = ids.map((id, i) =>
-      new RaftCore({ id, voters: ids, seed: seed + i, electionTicks: 10, heartbeatTicks: 2 })
-    );
-  }
-
-  // Hands every Ready to an imaginary instant storage and network until nothing is left.
-  pump(): void {
-    for (;;) {
-      let busy = false;
-      for (const core of this.cores) {
-        while (core.hasReady()) {
-          busy = true;
-          const rd = core.ready();
-          for (const m of rd.messages) this.#queue.push(m);
-          core.advance(rd);
-        }
-      }
-      if (this.#queue.length > 0) {
-        busy = true;
-        const q = this.#queue;
-        this.#queue = [];
-        for (const m of q) this.cores[Number(m.to.slice(1))].step(m);
-      }
-      if (!busy) return;
-    }
-  }
-
-  /** Throws unless every server committed and applied the leader's whole log. */
-  verify(): void {
-    const last = this.cores.find((c) => c.role === "leader")!.status().lastIndex;
-    for (const core of this.cores) {
-      const s = core.status();
-      if (s.commit !== last || s.applied !== last) {
-        throw new Error(`${s.id} committed ${s.commit}, applied ${s.applied} of ${last}`);
-      }
-    }
-  }
-
-  elect(): RaftCore {
-    this.cores[0].campaign();
-    this.pump();
-    const leader = this.cores.find((c) => c.role === "leader");
-    if (!leader) throw new Error("no leader");
-    return leader;
-  }
-}
-
-const clusters: Cluster[] = [];
+const clusters: CoreCluster[] = [];
 const figures = new Map<string, { entries: number; ms: number; target?: number }>();
 
 function record(name: string, entries: number, ms: number, target?: number) {
@@ -76,7 +22,7 @@ function record(name: string, entries: number, ms: number, target?: number) {
 const payload = new Uint8Array(128);
 
 for (const n of [3, 5]) {
-  const single = new Cluster(n, 1);
+  const single = new CoreCluster(n, 1);
   const singleLeader = single.elect();
   clusters.push(single);
   Deno.bench(`core, ${n} servers: commit 1 entry (one proposal at a time)`, () => {
@@ -86,7 +32,7 @@ for (const n of [3, 5]) {
     record(`${n} servers, single proposals`, 1, performance.now() - t0, TARGETS.single);
   });
 
-  const batch = new Cluster(n, 2);
+  const batch = new CoreCluster(n, 2);
   const batchLeader = batch.elect();
   clusters.push(batch);
   Deno.bench(`core, ${n} servers: commit a batch of 64 entries`, () => {
@@ -98,7 +44,7 @@ for (const n of [3, 5]) {
 
   let seed = 100;
   Deno.bench(`core, ${n} servers: elect a leader (pre-vote and vote rounds)`, () => {
-    new Cluster(n, seed++).elect();
+    new CoreCluster(n, seed++).elect();
   });
 }
 
