@@ -340,7 +340,11 @@ export class RaftCore {
     this.#msgs = [];
     const committed = this.#log.nextCommitted(this.#cfg.maxApplyBytes);
     if (committed.length > 0) this.#applying = committed[committed.length - 1].index;
+    const saved = this.#savedHardState;
+    const sendFirst = this.#role === "leader" && saved.term === this.#term &&
+      saved.vote === this.#vote;
     return {
+      sendFirst,
       snapshot: this.#unstableSnapshot,
       restore: this.#pendingRestore,
       hardState,

@@ -206,8 +206,14 @@ export interface Ready {
   readonly hardState?: HardState;
   /** Log entries to persist, contiguous; they replace saved entries at the same indexes and after. */
   readonly entries: readonly Entry[];
-  /** Messages to send once the above is durable. */
+  /** Messages to send once the above is durable (or at once, with `sendFirst`). */
   readonly messages: readonly Message[];
+  /**
+   * The messages may go before the save completes: they come from a leader whose term and vote
+   * are already durable, and it counts its own entries toward commit only once `advance` says
+   * they are durable (Raft thesis §10.2.1).
+   */
+  readonly sendFirst: boolean;
   /** Committed entries to apply to the state machine, in index order, none twice. */
   readonly committed: readonly Entry[];
 }

@@ -359,6 +359,7 @@ export class RaftNode {
     this.#observe();
     while (this.#running && this.#saving === undefined && this.#core.hasReady()) {
       const rd = this.#core.ready();
+      if (rd.sendFirst) this.#send(rd.messages);
       let saved: void | Promise<void> = undefined;
       if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
         try {
@@ -396,7 +397,7 @@ export class RaftNode {
   }
 
   #finish(rd: Ready): void {
-    this.#send(rd.messages);
+    if (!rd.sendFirst) this.#send(rd.messages);
     if (rd.restore) this.#restore(rd.restore);
     for (const e of rd.committed) this.#apply(e);
     this.#guard(() => this.#core.advance(rd));
