@@ -22,6 +22,7 @@ import {
   type NodeId,
   NONE,
   type PersistedState,
+  type ReadState,
   type Ready,
   type Role,
   type Snapshot,
@@ -93,6 +94,13 @@ export interface Proposal {
   readonly term: number;
 }
 
+// A read waiting for a quorum to answer heartbeat round `round`.
+interface PendingRead {
+  readonly ctx: number;
+  readonly round: number;
+  readonly index: number;
+}
+
 // A snapshot being received, assembled in place.
 interface IncomingSnapshot {
   readonly index: number;
@@ -129,6 +137,14 @@ export class RaftCore {
   // Highest index handed out for applying (the driver may compact up to it while applying).
   #applying = 0;
   #incoming: IncomingSnapshot | undefined;
+  // ReadIndex: reads wait for a commit in the leader's term, then for a heartbeat round a
+  // quorum answers; confirmed ones leave in the next Ready.
+  #readRound = 0;
+  readonly #readAcks = new Map<number, Set<NodeId>>();
+  #readsAwaitingCommit: number[] = [];
+  #readsUnsent: number[] = [];
+  #readsPending: PendingRead[] = [];
+  #readStates: ReadState[] = [];
 
   /** A server restarting from `persisted` (or starting empty) with `config`. */
   constructor(config: RaftConfig, persisted?: PersistedState) {
@@ -236,11 +252,15 @@ export class RaftCore {
     else this.#tickElection();
   }
 
-  /** Append `data` to the log as the leader; throws `NotLeaderError` elsewhere. */
+  /**
+   * Append `data` to the log as the leader; throws `NotLeaderError` elsewhere. Commands must not
+   * be empty: the empty command is the leader's no-op (see `leaderNoop`).
+   */
   propose(data: Uint8Array): Proposal {
     if (this.#role !== "leader") {
       throw new NotLeaderError(this.#leader === NONE ? undefined : this.#leader);
     }
+    if (data.length === 0) throw new RangeError("a command must not be empty");
     const entry: Entry = { index: this.#log.lastIndex() + 1, term: this.#term, data };
     this.#log.append([entry]);
     return { index: entry.index, term: entry.term };
@@ -269,6 +289,20 @@ export class RaftCore {
     return true;
   }
 
+  /**
+   * Ask for a linearizable read (ReadIndex): once a quorum confirms this server still leads,
+   * `ready().readStates` holds `{ ctx, index }`, and the state machine answers the read after
+   * applying through `index`. Throws `NotLeaderError` on a non-leader. Reads still waiting when
+   * the leader steps down are dropped: the caller retries elsewhere.
+   */
+  readIndex(ctx: number): void {
+    if (this.#role !== "leader") {
+      throw new NotLeaderError(this.#leader === NONE ? undefined : this.#leader);
+    }
+    if (this.#log.term(this.#log.committed) !== this.#term) this.#readsAwaitingCommit.push(ctx);
+    else this.#readsUnsent.push(ctx);
+  }
+
   /** Start an election now, as if the election timeout had passed. */
   campaign(): void {
     if (this.#role === "leader" || !this.#voters.has(this.id)) return;
@@ -292,7 +326,7 @@ export class RaftCore {
       if (fromLeader && (this.#cfg.checkQuorum || this.#cfg.preVote)) {
         // A deposed leader cut off from the cluster would otherwise never learn the new term:
         // with pre-vote, nobody's vote request would reach it at a higher term.
-        this.#send({ type: "hbResp", to: m.from, term: this.#term });
+        this.#send({ type: "hbResp", to: m.from, term: this.#term, ctx: 0 });
       } else if (m.type === "prevote") {
         this.#send({ type: "prevoteResp", to: m.from, term: this.#term, reject: true });
       }
@@ -322,7 +356,8 @@ export class RaftCore {
   /** Whether `ready()` has anything to do. */
   hasReady(): boolean {
     if (this.#role === "leader") this.#flushReplication();
-    return this.#msgs.length > 0 || this.#log.hasUnstable() || this.#log.hasNextCommitted() ||
+    return this.#msgs.length > 0 || this.#readStates.length > 0 || this.#log.hasUnstable() ||
+      this.#log.hasNextCommitted() ||
       this.#hardStateChanged() || this.#unstableSnapshot !== undefined ||
       this.#pendingRestore !== undefined;
   }
@@ -338,6 +373,8 @@ export class RaftCore {
     const hardState = this.#hardStateChanged() ? this.#hardState() : undefined;
     const messages = this.#msgs;
     this.#msgs = [];
+    const readStates = this.#readStates;
+    this.#readStates = [];
     const committed = this.#log.nextCommitted(this.#cfg.maxApplyBytes);
     if (committed.length > 0) this.#applying = committed[committed.length - 1].index;
     const saved = this.#savedHardState;
@@ -350,6 +387,7 @@ export class RaftCore {
       hardState,
       entries: this.#log.unstable(),
       messages,
+      readStates,
       committed,
     };
   }
@@ -386,6 +424,14 @@ export class RaftCore {
       this.#rng.int(this.#cfg.electionTicksMax - this.#cfg.electionTicks + 1);
     this.#votes.clear();
     this.#progress.clear();
+    this.#dropReads();
+  }
+
+  #dropReads(): void {
+    this.#readAcks.clear();
+    this.#readsAwaitingCommit = [];
+    this.#readsUnsent = [];
+    this.#readsPending = [];
   }
 
   #becomeFollower(term: number, leader: NodeId): void {
@@ -422,6 +468,13 @@ export class RaftCore {
       }
       pr.recentActive = id === this.id;
       this.#progress.set(id, pr);
+    }
+    if (this.#cfg.leaderNoop) {
+      this.#log.append([{
+        index: this.#log.lastIndex() + 1,
+        term: this.#term,
+        data: new Uint8Array(0),
+      }]);
     }
     // Probe every follower at once: it learns of the new leader, and the leader learns where each
     // follower's log matches.
@@ -499,9 +552,7 @@ export class RaftCore {
       for (const [id, pr] of this.#progress) {
         if (id === this.id) continue;
         this.#checkTransfer(id, pr);
-        const commit = Math.min(pr.match, this.#log.committed);
-        if (commit > pr.commitSent) pr.commitSent = commit;
-        this.#send({ type: "hb", to: id, term: this.#term, commit });
+        this.#sendHeartbeat(id, pr);
       }
     }
   }
@@ -523,6 +574,55 @@ export class RaftCore {
       if (t.sent === t.size) this.#sendChunk(to, pr, 0, 0);
       else this.#sendSnapshotChunks(to, pr);
     }
+  }
+
+  #sendHeartbeat(to: NodeId, pr: Progress): void {
+    const commit = Math.min(pr.match, this.#log.committed);
+    if (commit > pr.commitSent) pr.commitSent = commit;
+    this.#send({ type: "hb", to, term: this.#term, commit, ctx: this.#readRound });
+  }
+
+  // Start a heartbeat round for the reads that arrived since the last one.
+  #flushReads(): void {
+    if (
+      this.#readsAwaitingCommit.length > 0 && this.#log.term(this.#log.committed) === this.#term
+    ) {
+      this.#readsUnsent.push(...this.#readsAwaitingCommit);
+      this.#readsAwaitingCommit = [];
+    }
+    if (this.#readsUnsent.length === 0) return;
+    const index = this.#log.committed;
+    if (this.#voters.size === 1) {
+      for (const ctx of this.#readsUnsent) this.#readStates.push({ ctx, index });
+      this.#readsUnsent = [];
+      return;
+    }
+    const round = ++this.#readRound;
+    for (const ctx of this.#readsUnsent) this.#readsPending.push({ ctx, round, index });
+    this.#readsUnsent = [];
+    this.#readAcks.set(round, new Set([this.id]));
+    for (const [id, pr] of this.#progress) if (id !== this.id) this.#sendHeartbeat(id, pr);
+  }
+
+  // A heartbeat answer for round `ctx` confirms leadership for every round up to it.
+  #ackReads(from: NodeId, ctx: number): void {
+    if (this.#readAcks.size === 0) return;
+    let confirmed = 0;
+    for (const [round, acks] of this.#readAcks) {
+      if (round > ctx) continue;
+      acks.add(from);
+      if (acks.size >= this.#quorum() && round > confirmed) confirmed = round;
+    }
+    if (confirmed === 0) return;
+    for (const round of [...this.#readAcks.keys()]) {
+      if (round <= confirmed) this.#readAcks.delete(round);
+    }
+    const still: PendingRead[] = [];
+    for (const r of this.#readsPending) {
+      if (r.round <= confirmed) this.#readStates.push({ ctx: r.ctx, index: r.index });
+      else still.push(r);
+    }
+    this.#readsPending = still;
   }
 
   #quorumActive(): boolean {
@@ -718,7 +818,7 @@ export class RaftCore {
 
   #handleHeartbeat(m: Heartbeat): void {
     this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
-    this.#send({ type: "hbResp", to: m.from, term: this.#term });
+    this.#send({ type: "hbResp", to: m.from, term: this.#term, ctx: m.ctx });
   }
 
   #stepLeader(m: Message): void {
@@ -750,6 +850,7 @@ export class RaftCore {
       this.#handleSnapshotAck(m.from, pr, m);
     } else if (m.type === "hbResp") {
       pr.recentActive = true;
+      this.#ackReads(m.from, m.ctx);
       if (pr.state === "snapshot") return;
       pr.probeSent = false;
       // A heartbeat answered while the window is full means an append was probably lost.
@@ -857,6 +958,7 @@ export class RaftCore {
 
   // Sending is lazy: proposals and acknowledgements between two `ready()` calls share appends.
   #flushReplication(): void {
+    this.#flushReads();
     const last = this.#log.lastIndex();
     const commit = this.#log.committed;
     for (const [id, pr] of this.#progress) {

@@ -131,12 +131,16 @@ export interface Heartbeat extends MessageBase {
   readonly type: "hb";
   /** min(receiver's match index, leader's commit). */
   readonly commit: number;
+  /** The leader's latest ReadIndex round when it sent this; echoed back to confirm reads. */
+  readonly ctx: number;
 }
 
 /** The answer to a heartbeat. */
 export interface HeartbeatResponse extends MessageBase {
   /** Discriminator. */
   readonly type: "hbResp";
+  /** The heartbeat's `ctx`, echoed. */
+  readonly ctx: number;
 }
 
 /**
@@ -192,6 +196,14 @@ export const REQUEST_TYPES: ReadonlySet<MessageType> = new Set<MessageType>([
   "snap",
 ]);
 
+/** A linearizable read became safe: once `index` is applied, the state answers read `ctx`. */
+export interface ReadState {
+  /** The caller's id for the read, as passed to `readIndex`. */
+  readonly ctx: number;
+  /** The commit index when the read arrived; the read must see the state through it. */
+  readonly index: number;
+}
+
 /**
  * One batch of work the driver must do, in this order: persist `snapshot`, `entries` and
  * `hardState` in one atomic save (see `StorageUpdate`), then send `messages`, then restore the
@@ -214,6 +226,8 @@ export interface Ready {
    * they are durable (Raft thesis §10.2.1).
    */
   readonly sendFirst: boolean;
+  /** Reads confirmed by a quorum since the last `Ready` (ReadIndex, thesis §6.4). */
+  readonly readStates: readonly ReadState[];
   /** Committed entries to apply to the state machine, in index order, none twice. */
   readonly committed: readonly Entry[];
 }

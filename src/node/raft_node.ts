@@ -11,7 +11,7 @@ import type { Storage } from "../storage/storage.ts";
 import type { Transport } from "../transport/transport.ts";
 import { AsyncQueue } from "./async_queue.ts";
 import { type Clock, RealClock } from "./clock.ts";
-import { ConfigError } from "../core/errors.ts";
+import { ConfigError, NotLeaderError } from "../core/errors.ts";
 
 /** The application's replicated state: `apply` runs once per committed command, in log order. */
 export interface StateMachine {
@@ -19,7 +19,12 @@ export interface StateMachine {
   apply(command: Uint8Array, index: number): Uint8Array | undefined | void;
   /** Replace the whole state with a snapshot's (one received from the leader, or after a restart). */
   restore?(data: Uint8Array, index: number): void;
+  /** Answer a read-only query from the current state (used by `read`). */
+  query?(query: Uint8Array): Uint8Array | undefined;
 }
+
+/** How fresh a `read` must be. */
+export type ReadConsistency = "linearizable" | "stale";
 
 /** One committed entry as the node applied it. */
 export interface AppliedEntry {
@@ -106,6 +111,12 @@ export interface RaftNodeOptions {
   readonly stateMachine?: StateMachine;
   /** Called synchronously for each applied item, before the `applied()` stream sees it. */
   readonly onApply?: (item: Applied) => void;
+  /**
+   * A new leader appends an entry with an empty command, committing its term at once so reads
+   * and earlier entries need not wait for a proposal. It appears on `applied()` with an empty
+   * command and is not passed to the state machine. Default false (6.5840 numbering).
+   */
+  readonly leaderNoop?: boolean;
   /** Called synchronously whenever the term, role or known leader changes. */
   readonly onStateChange?: (change: StateChange) => void;
   /** How far an `applied()` reader may fall behind before its stream fails. Default 100,000. */
@@ -144,6 +155,11 @@ export class ProposalLostError extends Error {
   }
 }
 
+interface ReadWaiter {
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 interface Waiter {
   readonly term: number;
   readonly resolve: (result: Uint8Array | undefined) => void;
@@ -170,6 +186,10 @@ export class RaftNode {
   #lastState: StateChange = { term: -1, role: "follower", leader: "" };
   readonly #appliedLimit: number;
   readonly #waiters = new Map<number, Waiter>();
+  readonly #reads = new Map<number, ReadWaiter>();
+  #applyWaiters: { index: number; resolve: () => void }[] = [];
+  #appliedIndex = 0;
+  #readSeq = 0;
   #streams: AsyncQueue<Applied>[] = [];
   #backlog: AsyncQueue<Applied> | undefined;
   #running = true;
@@ -215,6 +235,7 @@ export class RaftNode {
       electionTicksMax,
       heartbeatTicks,
       preVote: options.preVote,
+      leaderNoop: options.leaderNoop,
       checkQuorum: options.checkQuorum,
       maxInflight: options.maxInflight,
       maxAppendBytes: options.maxAppendBytes,
@@ -253,6 +274,33 @@ export class RaftNode {
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * Answer `query` from the state machine. `linearizable` (the default) confirms this server
+   * still leads with a heartbeat round (ReadIndex) and waits until the state reflects every write
+   * committed before the read arrived; it throws `NotLeaderError` elsewhere. `stale` answers at
+   * once from whatever this server has applied. Requires a state machine with `query`.
+   */
+  async read(
+    query: Uint8Array,
+    options: { consistency?: ReadConsistency } = {},
+  ): Promise<Uint8Array | undefined> {
+    this.#assertRunning();
+    const sm = this.#stateMachine;
+    if (!sm?.query) throw new TypeError("read needs a state machine with a query method");
+    if ((options.consistency ?? "linearizable") === "linearizable") {
+      const ctx = ++this.#readSeq;
+      this.#core.readIndex(ctx);
+      const index = await new Promise<number>((resolve, reject) =>
+        this.#reads.set(ctx, { resolve, reject })
+      );
+      if (this.#appliedIndex < index) {
+        await new Promise<void>((resolve) => this.#applyWaiters.push({ index, resolve }));
+      }
+      this.#assertRunning();
+    }
+    return sm.query(query);
   }
 
   /** Term, role, leader, indexes and (on a leader) each peer's replication state. */
@@ -392,6 +440,7 @@ export class RaftNode {
     const c = this.#core;
     const last = this.#lastState;
     if (last.term === c.term && last.role === c.role && last.leader === c.leader) return;
+    if (last.role === "leader" && c.role !== "leader") this.#failReads();
     this.#lastState = { term: c.term, role: c.role, leader: c.leader };
     this.#onStateChange?.(this.#lastState);
   }
@@ -401,6 +450,23 @@ export class RaftNode {
     if (rd.restore) this.#restore(rd.restore);
     for (const e of rd.committed) this.#apply(e);
     this.#guard(() => this.#core.advance(rd));
+    for (const r of rd.readStates) {
+      const w = this.#reads.get(r.ctx);
+      this.#reads.delete(r.ctx);
+      w?.resolve(r.index);
+    }
+    if (this.#applyWaiters.length > 0) {
+      const ready = this.#applyWaiters.filter((w) => w.index <= this.#appliedIndex);
+      this.#applyWaiters = this.#applyWaiters.filter((w) => w.index > this.#appliedIndex);
+      for (const w of ready) w.resolve();
+    }
+  }
+
+  // Reads waiting for a heartbeat round die with the leadership that would have confirmed them.
+  #failReads(): void {
+    const hint = this.#core.leader || undefined;
+    for (const w of this.#reads.values()) w.reject(new NotLeaderError(hint));
+    this.#reads.clear();
   }
 
   #send(messages: readonly Message[]): void {
@@ -420,6 +486,7 @@ export class RaftNode {
 
   #restore(snap: Snapshot): void {
     this.#stateMachine?.restore?.(snap.data, snap.index);
+    this.#appliedIndex = snap.index;
     this.#publish({ type: "snapshot", index: snap.index, term: snap.term, data: snap.data });
     for (const [index, w] of this.#waiters) {
       if (index > snap.index) continue;
@@ -437,7 +504,10 @@ export class RaftNode {
 
   #apply(e: Entry): void {
     let result: Uint8Array | undefined;
-    if (this.#stateMachine) result = this.#stateMachine.apply(e.data, e.index) ?? undefined;
+    this.#appliedIndex = e.index;
+    if (this.#stateMachine && e.data.length > 0) {
+      result = this.#stateMachine.apply(e.data, e.index) ?? undefined;
+    }
     this.#publish({ type: "entry", index: e.index, term: e.term, command: e.data, result });
     const w = this.#waiters.get(e.index);
     if (w) {
@@ -472,6 +542,13 @@ export class RaftNode {
       w.reject(reason instanceof NodeStoppedError ? reason : new NodeStoppedError(String(reason)));
     }
     this.#waiters.clear();
+    const stopped = reason instanceof NodeStoppedError
+      ? reason
+      : new NodeStoppedError(String(reason));
+    for (const w of this.#reads.values()) w.reject(stopped);
+    this.#reads.clear();
+    for (const w of this.#applyWaiters) w.resolve();
+    this.#applyWaiters = [];
     for (const q of this.#streams) q.close();
     this.#backlog?.close();
   }

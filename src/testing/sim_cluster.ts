@@ -7,7 +7,7 @@
  * @module
  */
 import type { Entry, NodeId, PersistedState } from "../core/types.ts";
-import { RaftNode, type RaftNodeOptions } from "../node/raft_node.ts";
+import { RaftNode, type RaftNodeOptions, type StateMachine } from "../node/raft_node.ts";
 import { MemoryStorage } from "../storage/memory_storage.ts";
 import type { Storage, StorageUpdate } from "../storage/storage.ts";
 import { MemoryNetwork } from "../transport/memory_network.ts";
@@ -36,6 +36,8 @@ export interface SimClusterOptions {
    * (the 6.5840 lab's 3D applier does so every 10). Default: never.
    */
   readonly snapshotEvery?: number;
+  /** A fresh state machine for server `i` each time it starts. Default: none. */
+  readonly stateMachine?: (i: number) => StateMachine;
 }
 
 /** A failed check of the cluster's behaviour (not of a safety property). */
@@ -112,6 +114,7 @@ export class SimCluster {
   readonly #applied: Map<number, string>[];
   readonly #nodeOptions: SimNodeOptions;
   readonly #snapshotEvery: number;
+  readonly #stateMachine: ((i: number) => StateMachine) | undefined;
 
   private constructor(options: SimClusterOptions) {
     this.seed = options.seed;
@@ -128,6 +131,7 @@ export class SimCluster {
     this.#applied = this.ids.map(() => new Map());
     this.#nodeOptions = options.node ?? {};
     this.#snapshotEvery = options.snapshotEvery ?? 0;
+    this.#stateMachine = options.stateMachine;
   }
 
   /** Build and start a cluster with every server up and connected. */
@@ -177,6 +181,7 @@ export class SimCluster {
       transport: this.network.transport(id),
       clock: this.clock,
       seed: this.random.nextUint32(),
+      stateMachine: this.#stateMachine?.(i),
       onApply: (item) => {
         if (item.type === "snapshot") {
           const state = decodeState(item.data);
