@@ -18,7 +18,7 @@ export * from "./src/core/types.ts";
 export { ConfigError, NotLeaderError } from "./src/core/errors.ts";
 export type { RaftConfig, ResolvedRaftConfig } from "./src/core/config.ts";
 export { LogInvariantError } from "./src/core/log.ts";
-export type { ProgressState } from "./src/core/progress.ts";
+export type { ProgressState, SnapshotTransfer } from "./src/core/progress.ts";
 export { RaftCore } from "./src/core/raft.ts";
 export type { CoreStatus, PeerProgress, Proposal } from "./src/core/raft.ts";
 export type { MaybePromise, Storage, StorageUpdate } from "./src/storage/storage.ts";
@@ -32,11 +32,14 @@ export { QueueOverflowError } from "./src/node/async_queue.ts";
 export {
   type Applied,
   type AppliedEntry,
+  type AppliedSnapshot,
   type NodeStatus,
   NodeStoppedError,
   ProposalLostError,
+  ProposalOutcomeUnknownError,
   RaftNode,
   type RaftNodeOptions,
+  type ReadConsistency,
   type StateChange,
   type StateMachine,
 } from "./src/node/raft_node.ts";
