@@ -11,8 +11,12 @@
  * - it needs no permission: the root entry reads `process.env` (an `--allow-env` prompt under
  *   Deno) and may load the native `cbor-extract` add-on, which has crashed Deno.
  *
+ * idb-keyval is only used by the browser's storage adapter, but it loads anywhere: it touches
+ * `indexedDB` only when a store is used, so a server that never opens one pays nothing.
+ *
  * @module
  */
 
 export { Decoder, Encoder } from "cbor-x/index-no-eval";
 export type { Options as CborOptions } from "cbor-x/index-no-eval";
+export { promisifyRequest } from "idb-keyval";

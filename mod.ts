@@ -43,3 +43,16 @@ export {
   type StateChange,
   type StateMachine,
 } from "./src/node/raft_node.ts";
+export * from "./src/storage/storage_errors.ts";
+export {
+  INDEXEDDB_FORMAT_VERSION,
+  IndexedDBStorage,
+  type IndexedDBStorageOptions,
+  type Persistence,
+} from "./src/storage/indexeddb_storage.ts";
+export { openStorage, type OpenStorageOptions, storageKind } from "./src/storage/open_storage.ts";
+export * from "./src/kv/kv_errors.ts";
+export * from "./src/kv/kv_command.ts";
+export * from "./src/kv/kv_query.ts";
+export * from "./src/kv/kv_state_machine.ts";
+export { compareKeys } from "./src/kv/kv_sorted_keys.ts";

@@ -15,3 +15,11 @@ export {
   type SimClusterOptions,
   type SimNodeOptions,
 } from "./src/testing/sim_cluster.ts";
+export {
+  replayCommand,
+  simulate,
+  type SimulationFailure,
+  type SimulationOptions,
+  type SimulationReport,
+  type SimulationSettings,
+} from "./src/testing/fault_simulation.ts";

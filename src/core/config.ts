@@ -24,7 +24,7 @@ export interface RaftConfig {
   /** Ask for a pre-vote before disturbing the cluster with a new term (thesis §9.6). Default true. */
   readonly preVote?: boolean;
   /**
-   * A leader that has not heard from a quorum for an election timeout steps down, and servers
+   * A leader that has not heard from a quorum for the longest election timeout steps down, and servers
    * that hear from a live leader ignore vote requests (thesis §6.2). Default true.
    */
   readonly checkQuorum?: boolean;

@@ -540,7 +540,9 @@ export class RaftCore {
   #tickLeader(): void {
     this.#heartbeatElapsed++;
     this.#electionElapsed++;
-    if (this.#electionElapsed >= this.#cfg.electionTicks) {
+    // The window is the longest election timeout, not the shortest: answers delayed by a slow
+    // network must not depose a leader that a quorum still follows.
+    if (this.#electionElapsed >= this.#cfg.electionTicksMax) {
       this.#electionElapsed = 0;
       if (this.#cfg.checkQuorum && !this.#quorumActive()) {
         this.#becomeFollower(this.#term, NONE);

@@ -19,6 +19,8 @@ export interface StateMachine {
   apply(command: Uint8Array, index: number): Uint8Array | undefined | void;
   /** Replace the whole state with a snapshot's (one received from the leader, or after a restart). */
   restore?(data: Uint8Array, index: number): void;
+  /** The whole state as bytes, for `compact` (the node itself never calls it). */
+  snapshot?(): Uint8Array;
   /** Answer a read-only query from the current state (used by `read`). */
   query?(query: Uint8Array): Uint8Array | undefined;
 }
@@ -125,9 +127,9 @@ export interface RaftNodeOptions {
 
 /** The node was stopped, or a proposal it held can no longer complete. */
 export class NodeStoppedError extends Error {
-  /** `message` says why. */
-  constructor(message = "the node is stopped") {
-    super(message);
+  /** `message` says why; `cause` is the fatal error that stopped the node, if one did. */
+  constructor(message = "the node is stopped", options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "NodeStoppedError";
   }
 }
@@ -539,12 +541,16 @@ export class RaftNode {
     this.#cancelTick?.();
     this.#cancelTick = undefined;
     for (const w of this.#waiters.values()) {
-      w.reject(reason instanceof NodeStoppedError ? reason : new NodeStoppedError(String(reason)));
+      w.reject(
+        reason instanceof NodeStoppedError
+          ? reason
+          : new NodeStoppedError(`the node stopped: ${reason}`, { cause: reason }),
+      );
     }
     this.#waiters.clear();
     const stopped = reason instanceof NodeStoppedError
       ? reason
-      : new NodeStoppedError(String(reason));
+      : new NodeStoppedError(`the node stopped: ${reason}`, { cause: reason });
     for (const w of this.#reads.values()) w.reject(stopped);
     this.#reads.clear();
     for (const w of this.#applyWaiters) w.resolve();
@@ -554,6 +560,10 @@ export class RaftNode {
   }
 
   #assertRunning(): void {
-    if (!this.#running) throw new NodeStoppedError();
+    if (!this.#running) {
+      throw this.#error === undefined
+        ? new NodeStoppedError()
+        : new NodeStoppedError(`the node stopped: ${this.#error}`, { cause: this.#error });
+    }
   }
 }

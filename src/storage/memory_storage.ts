@@ -112,6 +112,12 @@ export class MemoryStorage implements Storage {
       const last = snap && !this.#continues(snap)
         ? snap.index
         : Math.max(this.lastIndex, snap?.index ?? 0);
+      const covered = snap?.index ?? this.#snapshot?.index ?? 0;
+      if (first <= covered) {
+        throw new Error(
+          `MemoryStorage: entries start at ${first}, inside the snapshot (index ${covered})`,
+        );
+      }
       if (snap && first <= snap.index) {
         throw new Error(
           `MemoryStorage: entries start at ${first}, inside the snapshot saved with them (index ${snap.index})`,

@@ -45,6 +45,7 @@ export class SafetyChecker {
   readonly #entries = new Map<string, EntryFact>();
   readonly #applied = new Map<number, { key: string; term: number; server: NodeId }>();
   readonly #nextApply = new Map<NodeId, number>();
+  readonly #committedAtCampaign = new Map<string, number>();
   #maxCommitted = 0;
 
   /** Highest index any server has applied. */
@@ -58,8 +59,18 @@ export class SafetyChecker {
   }
 
   /**
+   * `server` became a candidate for `term`. Whatever was committed by then was committed in an
+   * earlier term (a leader of `term` or later would hold a quorum this candidate cannot win), so
+   * Leader Completeness requires it in the log of this candidate if it wins.
+   */
+  campaignStarted(server: NodeId, term: number): void {
+    this.#committedAtCampaign.set(`${server}:${term}`, this.#maxCommitted);
+  }
+
+  /**
    * `server` became leader of `term`; `logTerm` reads its log. Checks Election Safety and
-   * Leader Completeness.
+   * Leader Completeness for what was committed before its campaign began (entries committed
+   * later, by leaders of later terms, need not be in its log).
    */
   leaderElected(
     server: NodeId,
@@ -72,7 +83,9 @@ export class SafetyChecker {
       throw new SafetyViolation(`Election Safety: ${other} and ${server} both lead term ${term}`);
     }
     this.#leaders.set(term, server);
-    const c = this.#maxCommitted;
+    const key = `${server}:${term}`;
+    const c = this.#committedAtCampaign.get(key) ?? this.#maxCommitted;
+    this.#committedAtCampaign.delete(key);
     if (c === 0) return;
     const committed = this.#applied.get(c)!;
     if (c > lastIndex) {

@@ -60,6 +60,7 @@ class CheckedStorage implements Storage {
     readonly inner: MemoryStorage,
     readonly server: NodeId,
     readonly checker: SafetyChecker,
+    readonly onViolation: (e: unknown) => void,
   ) {}
 
   load(): PersistedState {
@@ -69,7 +70,12 @@ class CheckedStorage implements Storage {
   save(update: StorageUpdate): void {
     if (update.entries.length > 0) {
       const first = update.entries[0].index;
-      this.checker.persisted(this.server, update.entries, this.#termAt(first - 1, update));
+      try {
+        this.checker.persisted(this.server, update.entries, this.#termAt(first - 1, update));
+      } catch (e) {
+        this.onViolation(e);
+        throw e;
+      }
     }
     this.inner.save(update);
   }
@@ -114,6 +120,7 @@ export class SimCluster {
   readonly #applied: Map<number, string>[];
   readonly #nodeOptions: SimNodeOptions;
   readonly #snapshotEvery: number;
+  #violation: unknown = undefined;
   readonly #stateMachine: ((i: number) => StateMachine) | undefined;
 
   private constructor(options: SimClusterOptions) {
@@ -162,6 +169,9 @@ export class SimCluster {
   /** Let `ms` of virtual time pass. */
   async sleep(ms: number): Promise<void> {
     await this.clock.sleep(ms);
+    // A violation found inside a save stops that node (storage errors are fatal to it) instead
+    // of propagating; surface it here.
+    if (this.#violation !== undefined) throw this.#violation;
   }
 
   /** (Re)start server `i` from what it persisted; it stays disconnected until `connect(i)`. */
@@ -173,18 +183,21 @@ export class SimCluster {
     this.checker.restarted(id, 0);
     // Set once start() returns; a compaction asked for while it runs waits until then.
     const self: { node?: RaftNode } = {};
+    const sm = this.#stateMachine?.(i);
     const node: RaftNode = await RaftNode.start({
       ...this.#nodeOptions,
       id,
       peers: this.ids,
-      storage: new CheckedStorage(storage, id, this.checker),
+      storage: new CheckedStorage(storage, id, this.checker, (e) => this.#violation ??= e),
       transport: this.network.transport(id),
       clock: this.clock,
       seed: this.random.nextUint32(),
-      stateMachine: this.#stateMachine?.(i),
+      stateMachine: sm,
       onApply: (item) => {
         if (item.type === "snapshot") {
-          const state = decodeState(item.data);
+          // A real state machine's snapshot is opaque here; the JSON one the cluster makes
+          // itself is checked entry by entry.
+          const state = sm?.snapshot ? new Map<number, string>() : decodeState(item.data);
           this.checker.snapshotLoaded(id, item.index, state);
           this.#applied[i] = state;
           return;
@@ -193,7 +206,7 @@ export class SimCluster {
         this.#applied[i].set(item.index, commandKey(item.command));
         if (this.#snapshotEvery > 0 && item.index % this.#snapshotEvery === 0) {
           const index = item.index;
-          const data = encodeState(this.#applied[i], index);
+          const data = sm?.snapshot ? sm.snapshot() : encodeState(this.#applied[i], index);
           this.clock.defer(() => {
             const n = self.node;
             if (n && n === this.#nodes[i] && n.status().running) n.compact(index, data);
@@ -201,6 +214,7 @@ export class SimCluster {
         }
       },
       onStateChange: (s) => {
+        if (s.role === "candidate") this.checker.campaignStarted(id, s.term);
         if (s.role !== "leader") return;
         const status = node.status();
         this.checker.leaderElected(id, s.term, (x) => node.logTerm(x), status.lastIndex);

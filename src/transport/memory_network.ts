@@ -79,7 +79,7 @@ interface Endpoint {
  * });
  * const a = net.transport("a");
  * net.transport("b").listen((msgs) => console.log(msgs));
- * a.send("b", [{ type: "hb", term: 1, from: "a", to: "b", commit: 0 }]);
+ * a.send("b", [{ type: "hb", term: 1, from: "a", to: "b", commit: 0, ctx: 0 }]);
  * for (const fn of due) fn(); // logs the heartbeat
  * ```
  */
@@ -175,7 +175,7 @@ export class MemoryNetwork {
     this.#reliable = reliable;
   }
 
-  /** When on, each response is, with probability 2/3, delayed 200–2200 ms instead. */
+  /** When on, each response is, with probability 2/3, delayed 200 ms plus up to 2 s, skewed short as in the lab. */
   setLongReordering(on: boolean): void {
     this.#longReordering = on;
   }
@@ -231,7 +231,9 @@ export class MemoryNetwork {
         delay = random() * UNRELIABLE_MAX_DELAY_MS;
       }
       if (this.#longReordering && !request && random() < LONG_REORDER_PROBABILITY) {
-        delay = LONG_REORDER_BASE_MS + random() * LONG_REORDER_SPREAD_MS;
+        // As the lab draws it (200 + rand(1 + rand(2000))): skewed toward the short end.
+        const spread = Math.floor(random() * (1 + Math.floor(random() * LONG_REORDER_SPREAD_MS)));
+        delay = LONG_REORDER_BASE_MS + spread;
       }
       this.#scheduler.schedule(delay, () => this.#deliver(from.id, target, m, request));
     }

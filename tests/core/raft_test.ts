@@ -878,7 +878,7 @@ Deno.test("RaftCore: with checkQuorum a leader cut off from a quorum steps down"
   assert.equal(a.role, "leader");
   assert.equal(a.term, 1);
   net.isolate("a");
-  for (let i = 0; i < 2 * TIMING.electionTicks && a.role === "leader"; i++) {
+  for (let i = 0; i < 4 * TIMING.electionTicks && a.role === "leader"; i++) {
     a.tick();
     net.process("a");
   }

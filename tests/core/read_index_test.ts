@@ -70,7 +70,7 @@ Deno.test("readIndex: a follower refuses with the leader's id; a deposed leader 
   a.readIndex(9);
   // a is cut off; it steps down (check-quorum) before any answer arrives.
   t.run(() => true);
-  for (let i = 0; i < 31; i++) a.tick();
+  for (let i = 0; i < 45; i++) a.tick();
   t.run(() => true);
   assert.equal(a.role, "follower");
   assert.deepEqual(t.reads.get("a"), []);

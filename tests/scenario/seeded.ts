@@ -8,7 +8,10 @@ import { SimCluster, type SimClusterOptions } from "../../src/testing/sim_cluste
 
 /** The seed to use: `FLOE_SEED` when set, else `fallback`. */
 export function scenarioSeed(fallback: number): number {
-  const env = Deno.env.get("FLOE_SEED");
+  // Without --allow-env the default seed is used rather than failing.
+  const env = Deno.permissions.querySync({ name: "env", variable: "FLOE_SEED" }).state === "granted"
+    ? Deno.env.get("FLOE_SEED")
+    : undefined;
   if (env === undefined || env === "") return fallback;
   const seed = Number(env);
   if (!Number.isInteger(seed)) throw new Error(`FLOE_SEED must be an integer, got ${env}`);

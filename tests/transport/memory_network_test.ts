@@ -6,11 +6,11 @@ import { Random } from "../../src/testing/random.ts";
 import { VirtualClock } from "../../src/testing/virtual_clock.ts";
 
 function heartbeat(from: NodeId, to: NodeId, term = 1): Message {
-  return { type: "hb", term, from, to, commit: 0 };
+  return { type: "hb", term, from, to, commit: 0, ctx: 0 };
 }
 
 function heartbeatResp(from: NodeId, to: NodeId, term = 1): Message {
-  return { type: "hbResp", term, from, to };
+  return { type: "hbResp", term, from, to, ctx: 0 };
 }
 
 function append(from: NodeId, to: NodeId, sizes: number[]): Message {
