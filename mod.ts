@@ -56,3 +56,30 @@ export * from "./src/kv/kv_command.ts";
 export * from "./src/kv/kv_query.ts";
 export * from "./src/kv/kv_state_machine.ts";
 export { compareKeys } from "./src/kv/kv_sorted_keys.ts";
+export { EncodeError, FrameCodec, type FrameHeader } from "./src/transport/codec.ts";
+export {
+  DEFAULT_FRAME_LIMITS,
+  FrameError,
+  type FrameErrorReason,
+  type FrameExpectation,
+  type FrameLimits,
+} from "./src/transport/frame_validation.ts";
+export { HandshakeKey, PROTOCOL_VERSION } from "./src/transport/handshake.ts";
+export {
+  adoptWebSocket,
+  CLOSE,
+  type Dialer,
+  type DialOptions,
+  nativeDial,
+  type PeerSocket,
+  type SocketEvents,
+  type SocketOpener,
+} from "./src/transport/socket.ts";
+export type { PeerMetrics, QueueLimits } from "./src/transport/peer_link.ts";
+export {
+  type PeerAddress,
+  type TransportLogEntry,
+  type TransportMetrics,
+  WebSocketTransport,
+  type WebSocketTransportOptions,
+} from "./src/transport/websocket_transport.ts";

@@ -23,3 +23,15 @@ export {
   type SimulationReport,
   type SimulationSettings,
 } from "./src/testing/fault_simulation.ts";
+export {
+  checkLinearizable,
+  type CheckOk,
+  type CheckOptions,
+  type CheckResult,
+  type CheckUnknown,
+  type CheckViolation,
+  HistoryRecorder,
+  type Model,
+  type Operation,
+} from "./src/testing/linearizability.ts";
+export * from "./src/testing/kv_model.ts";

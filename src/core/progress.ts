@@ -27,6 +27,10 @@ export interface SnapshotTransfer {
   acked: number;
   /** Ticks since the last acknowledgement that moved `acked`. */
   idleTicks: number;
+  /** The receiver's id for its partial copy, from its last acknowledgement (0: none yet). */
+  peerTransfer: number;
+  /** The offset last resent from after a repeated acknowledgement (-1: none). */
+  resentFrom: number;
 }
 
 /** The last indexes of appends in flight to one follower, oldest first, bounded by `capacity`. */
@@ -137,6 +141,8 @@ export class Progress {
       sent: 0,
       acked: 0,
       idleTicks: 0,
+      peerTransfer: 0,
+      resentFrom: -1,
     };
   }
 

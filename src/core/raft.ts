@@ -108,6 +108,7 @@ interface IncomingSnapshot {
   readonly size: number;
   readonly checksum: number;
   readonly buffer: Uint8Array;
+  readonly transfer: number;
   received: number;
 }
 
@@ -753,6 +754,7 @@ export class RaftCore {
         size: m.size,
         checksum: m.checksum,
         buffer: new Uint8Array(m.size),
+        transfer: 1 + this.#rng.int(0x7fffffff),
         received: 0,
       };
       this.#incoming = inc;
@@ -772,6 +774,7 @@ export class RaftCore {
           term: this.#term,
           index: meta.index,
           received: 0,
+          transfer: 0,
         });
         return;
       }
@@ -794,6 +797,7 @@ export class RaftCore {
       term: this.#term,
       index: meta.index,
       received: inc.received,
+      transfer: inc.transfer,
     });
   }
 
@@ -864,15 +868,25 @@ export class RaftCore {
   #handleSnapshotAck(to: NodeId, pr: Progress, m: SnapshotAck): void {
     const t = pr.transfer;
     if (pr.state !== "snapshot" || !t || m.index !== t.snapshot.index) return;
-    if (m.received > t.acked) {
+    if (m.transfer !== t.peerTransfer) {
+      // The follower started a new partial copy (it restarted, or dropped a corrupt one):
+      // continue from what it holds now, even if that is less than before.
+      t.peerTransfer = m.transfer;
+      t.acked = m.received;
+      t.sent = m.received;
+      t.resentFrom = -1;
+      t.idleTicks = 0;
+    } else if (m.received > t.acked) {
       t.acked = m.received;
       t.idleTicks = 0;
       if (t.sent < t.acked) t.sent = t.acked;
-    } else if (m.received < t.acked) {
-      // The follower lost what it held (it restarted): start over from what it has.
-      t.acked = m.received;
-      t.sent = m.received;
+    } else if (m.received === t.acked && t.sent > t.acked && t.resentFrom !== t.acked) {
+      // A repeated acknowledgement: a chunk arrived past a gap (one was lost or overtaken), so
+      // resend from the gap now rather than at the timeout, once per gap.
+      t.resentFrom = t.acked;
+      t.sent = t.acked;
     }
+    // Anything else is an acknowledgement overtaken by a newer one: nothing to do.
     this.#sendSnapshotChunks(to, pr);
   }
 

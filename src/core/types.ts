@@ -171,6 +171,12 @@ export interface SnapshotAck extends MessageBase {
   readonly index: number;
   /** Bytes held contiguously from the start. */
   readonly received: number;
+  /**
+   * The receiver's id for its partial copy. It changes when the receiver starts over (after a
+   * restart, or for another snapshot), which tells the sender that a lower `received` is news
+   * and not a stale acknowledgement overtaken by a newer one.
+   */
+  readonly transfer: number;
 }
 
 /** Every message Raft servers exchange. All are one-way; a response is just another message. */

@@ -320,6 +320,14 @@ export class RaftNode {
     return { term: this.#core.term, isLeader: this.#running && this.#core.role === "leader" };
   }
 
+  /**
+   * The save in flight, if the storage is asynchronous and one is (harnesses that run the node
+   * in virtual time wait on it); undefined when the node is idle.
+   */
+  pendingSave(): Promise<void> | undefined {
+    return this.#saving;
+  }
+
   /** Current role. */
   get role(): Role {
     return this.#core.role;

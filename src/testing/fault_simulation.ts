@@ -40,6 +40,12 @@ export interface SimulationSettings {
   readonly maxInflight: number;
   /** Bytes of commands per append: 32 or 128 (a few entries each), or 1 MiB (the default). */
   readonly maxAppendBytes: number;
+  /** Each server's application compacts every this many applied entries (0: never). */
+  readonly snapshotEvery: number;
+  /** Bytes per InstallSnapshot chunk: tiny (many chunks per transfer) to the 1 MiB default. */
+  readonly snapshotChunkBytes: number;
+  /** Snapshot chunks in flight per follower. */
+  readonly snapshotWindow: number;
 }
 
 /** What one successful run did. Two runs of the same seed give equal reports. */
@@ -179,6 +185,10 @@ export async function simulate(
     checkQuorum: setup.chance(0.5),
     maxInflight: setup.pick([1, 2, 8, 256]),
     maxAppendBytes: setup.pick([32, 128, 1 << 20]),
+    // Drawn last, so the settings above stay what they were for every seed.
+    snapshotEvery: setup.pick([0, 5, 10, 30]),
+    snapshotChunkBytes: setup.pick([8, 64, 4096, 1 << 20]),
+    snapshotWindow: setup.pick([1, 2, 4]),
   };
   const rounds = options.rounds ?? DEFAULT_ROUNDS;
   if (!Number.isInteger(rounds) || rounds < 1) {
@@ -193,7 +203,8 @@ export async function simulate(
   }
   let cluster: SimCluster;
   try {
-    cluster = await SimCluster.create({ servers, seed, node: settings });
+    const { snapshotEvery, ...node } = settings;
+    cluster = await SimCluster.create({ servers, seed, node, snapshotEvery });
   } catch (e) {
     throw new SimulationFailure(seed, e, [], 0);
   }
@@ -203,7 +214,8 @@ export async function simulate(
       `seed ${seed}: ${servers} servers, heartbeat ${settings.heartbeatMs} ms, election ` +
         `${settings.electionMinMs}-${settings.electionMaxMs} ms, preVote ${settings.preVote}, ` +
         `checkQuorum ${settings.checkQuorum}, maxInflight ${settings.maxInflight}, ` +
-        `maxAppendBytes ${settings.maxAppendBytes}, ${rounds} rounds`,
+        `maxAppendBytes ${settings.maxAppendBytes}, snapshotEvery ${settings.snapshotEvery}, ` +
+        `chunks ${settings.snapshotChunkBytes} B x${settings.snapshotWindow}, ${rounds} rounds`,
     );
     for (let r = 1; r <= rounds; r++) {
       sim.log(`round ${r}: faults for ${faultMs[r - 1]} ms`);

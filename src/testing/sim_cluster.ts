@@ -36,6 +36,12 @@ export interface SimClusterOptions {
    * (the 6.5840 lab's 3D applier does so every 10). Default: never.
    */
   readonly snapshotEvery?: number;
+  /**
+   * Durable storage for server `i`, opened at each (re)start over what it saved before (for
+   * example `FileStorage.open(dir)`). Virtual time waits while a save is in flight. Default:
+   * `MemoryStorage`, with exact crash semantics and exact seed replay.
+   */
+  readonly storage?: (i: number) => Storage | Promise<Storage>;
   /** A fresh state machine for server `i` each time it starts. Default: none. */
   readonly stateMachine?: (i: number) => StateMachine;
 }
@@ -54,20 +60,27 @@ export function intCommand(n: number): Uint8Array {
   return new TextEncoder().encode(String(n));
 }
 
-// Checks Log Matching on everything a server persists, then stores it.
+// Checks Log Matching on everything a server persists, then stores it. `mirror` holds what was
+// saved (it is `inner` itself when that is a MemoryStorage), for term lookups and sizes.
 class CheckedStorage implements Storage {
   constructor(
-    readonly inner: MemoryStorage,
+    readonly inner: Storage,
+    public mirror: MemoryStorage,
     readonly server: NodeId,
     readonly checker: SafetyChecker,
     readonly onViolation: (e: unknown) => void,
   ) {}
 
-  load(): PersistedState {
-    return this.inner.load();
+  load(): PersistedState | Promise<PersistedState> {
+    const state = this.inner.load();
+    if (this.inner === this.mirror) return state as PersistedState;
+    return Promise.resolve(state).then((s) => {
+      this.mirror = new MemoryStorage({ initial: s });
+      return s;
+    });
   }
 
-  save(update: StorageUpdate): void {
+  save(update: StorageUpdate): void | Promise<void> {
     if (update.entries.length > 0) {
       const first = update.entries[0].index;
       try {
@@ -77,22 +90,24 @@ class CheckedStorage implements Storage {
         throw e;
       }
     }
-    this.inner.save(update);
+    const saved = this.inner.save(update);
+    if (this.inner === this.mirror) return saved;
+    return Promise.resolve(saved).then(() => this.mirror.save(update));
   }
 
-  close(): void {
-    this.inner.close();
+  close(): void | Promise<void> {
+    return this.inner.close();
   }
 
   #termAt(index: number, update: StorageUpdate): number {
     if (index === 0) return 0;
     if (update.snapshot?.index === index) return update.snapshot.term;
-    const entries = this.inner.entries;
+    const entries = this.mirror.entries;
     if (entries.length > 0) {
       const e: Entry | undefined = entries[index - entries[0].index];
       if (e) return e.term;
     }
-    const snap = this.inner.snapshot;
+    const snap = this.mirror.snapshot;
     if (snap?.index === index) return snap.term;
     throw new Error(
       `CheckedStorage: ${this.server} saves entries after index ${index}, which it does not hold`,
@@ -120,6 +135,7 @@ export class SimCluster {
   readonly #applied: Map<number, string>[];
   readonly #nodeOptions: SimNodeOptions;
   readonly #snapshotEvery: number;
+  readonly #openStorage: ((i: number) => Storage | Promise<Storage>) | undefined;
   #violation: unknown = undefined;
   readonly #stateMachine: ((i: number) => StateMachine) | undefined;
 
@@ -138,6 +154,7 @@ export class SimCluster {
     this.#applied = this.ids.map(() => new Map());
     this.#nodeOptions = options.node ?? {};
     this.#snapshotEvery = options.snapshotEvery ?? 0;
+    this.#openStorage = options.storage;
     this.#stateMachine = options.stateMachine;
   }
 
@@ -168,10 +185,20 @@ export class SimCluster {
 
   /** Let `ms` of virtual time pass. */
   async sleep(ms: number): Promise<void> {
-    await this.clock.sleep(ms);
+    if (this.#openStorage) await this.clock.sleepSettled(ms, () => this.#pendingSave());
+    else await this.clock.sleep(ms);
     // A violation found inside a save stops that node (storage errors are fatal to it) instead
     // of propagating; surface it here.
     if (this.#violation !== undefined) throw this.#violation;
+  }
+
+  #pendingSave(): Promise<unknown> | undefined {
+    const pending: Promise<unknown>[] = [];
+    for (const node of this.#nodes) {
+      const p = node?.pendingSave();
+      if (p) pending.push(p);
+    }
+    return pending.length > 0 ? Promise.all(pending) : undefined;
   }
 
   /** (Re)start server `i` from what it persisted; it stays disconnected until `connect(i)`. */
@@ -179,6 +206,14 @@ export class SimCluster {
     if (this.#nodes[i]) await this.crash1(i);
     const id = this.ids[i];
     const storage = this.#storages[i];
+    const inner = this.#openStorage ? await this.#openStorage(i) : storage;
+    const checked = new CheckedStorage(
+      inner,
+      storage,
+      id,
+      this.checker,
+      (e) => this.#violation ??= e,
+    );
     this.#applied[i] = new Map();
     this.checker.restarted(id, 0);
     // Set once start() returns; a compaction asked for while it runs waits until then.
@@ -188,7 +223,7 @@ export class SimCluster {
       ...this.#nodeOptions,
       id,
       peers: this.ids,
-      storage: new CheckedStorage(storage, id, this.checker, (e) => this.#violation ??= e),
+      storage: checked,
       transport: this.network.transport(id),
       clock: this.clock,
       seed: this.random.nextUint32(),
@@ -221,6 +256,7 @@ export class SimCluster {
       },
     });
     self.node = node;
+    this.#storages[i] = checked.mirror;
     this.#nodes[i] = node;
   }
 
@@ -230,7 +266,8 @@ export class SimCluster {
     const node = this.#nodes[i];
     this.#nodes[i] = undefined;
     // The copy is what survives; the crashed instance can no longer write into it.
-    this.#storages[i] = this.#storages[i].crashCopy();
+    // With MemoryStorage, the copy is what survives; with real storage, the files are.
+    if (!this.#openStorage) this.#storages[i] = this.#storages[i].crashCopy();
     if (node) await node.stop();
   }
 

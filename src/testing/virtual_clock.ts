@@ -71,12 +71,14 @@ export class VirtualClock implements Clock {
 
   /**
    * Run deferred callbacks and every timer due at or before `t`, in order, setting the time to
-   * each timer's due time as it runs; then set the time to `t` if that is later.
+   * each timer's due time as it runs; then set the time to `t` if that is later. With
+   * `pauseWhen`, stop right after a callback once it returns true, and return false (time stays
+   * at that callback's due time); otherwise return true.
    *
    * @throws {RangeError} when `t` is not finite.
    * @throws {Error} when called from inside a callback this clock is running.
    */
-  runUntil(t: number): void {
+  runUntil(t: number, pauseWhen?: () => boolean): boolean {
     if (!Number.isFinite(t)) {
       throw new RangeError(`VirtualClock.runUntil: time must be finite: ${t}`);
     }
@@ -95,8 +97,10 @@ export class VirtualClock implements Clock {
         this.#live--;
         this.#now = timer.due;
         fn();
+        if (pauseWhen?.()) return false;
       }
       if (t > this.#now) this.#now = t;
+      return true;
     } finally {
       this.#running = false;
     }
@@ -114,6 +118,25 @@ export class VirtualClock implements Clock {
   async sleep(ms: number): Promise<void> {
     await Promise.resolve();
     this.advance(ms);
+  }
+
+  /**
+   * Like `sleep`, but whenever `pending()` returns a promise (real I/O in flight, such as a file
+   * save), virtual time stops until it settles, so timeouts do not fire just because a disk is
+   * slower than virtual time.
+   */
+  async sleepSettled(ms: number, pending: () => Promise<unknown> | undefined): Promise<void> {
+    await Promise.resolve();
+    const target = this.#now + ms;
+    for (;;) {
+      const done = this.runUntil(target, () => pending() !== undefined);
+      const p = pending();
+      if (p) {
+        await p.catch(() => {});
+        continue;
+      }
+      if (done) return;
+    }
   }
 
   /** How many timers are scheduled and neither run nor cancelled. */
