@@ -1,7 +1,7 @@
 /**
  * What a leader knows of each follower's log: how far it matches, what to send next, and how
  * many appends are in flight. A follower whose position is unknown is probed one message at a
- * time; once it answers, the leader streams to it optimistically (pipelining) within a window.
+ * time; once it answers, the leader streams to it optimistically (pipelining) within a bounded window of appends.
  *
  * @module
  */
