@@ -495,22 +495,6 @@ function checkPart<State, Input, Output>(
       q = pNext[k];
     }
   }
-  if (Deno.env.get("LIN_DEBUG")) {
-    let e = 0;
-    const byDone = new Map<string, number>();
-    for (const [k, b] of cache) {
-      e += b.length;
-      const d = k.split("|")[0];
-      byDone.set(d, (byDone.get(d) ?? 0) + b.length);
-    }
-    console.log({ n, m, steps, entries: e, doneKeys: byDone.size });
-    const top = [...byDone.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3);
-    for (const [d, c] of top) {
-      console.log(d, c);
-      const ks = [...cache.entries()].filter(([k]) => k.split("|")[0] === d);
-      for (const [k, b] of ks.slice(0, 25)) console.log("   ", k.split("|").slice(1).join("|"), b.map((x) => x.pending.join(",")).join(" "));
-    }
-  }
   return true;
 }
 
