@@ -108,9 +108,9 @@ const INITIAL: KvKeyState = Object.freeze({ value: null, revision: undefined, fl
  * unknown (they constrain nothing); it throws a `TypeError` for an output of the wrong shape for
  * its operation, so a recording bug is not reported as a violation. Its `visiblePending` hint
  * marks a timed-out put, append or compare-and-swap visible when its string occurs in some read
- * value or compare-and-swap expectation of the key, so that checking is fast when the many
- * timed-out writes that never took effect are not needed; histories where values are unique
- * (a client id and a counter) make the hint sharp.
+ * value or compare-and-swap expectation of the key, and a timed-out delete when a later answer
+ * shows an absence no completed delete explains, so that the timed-out writes that never took
+ * effect seldom slow the check down. Unique values (a client id and a counter) make it sharp.
  */
 export const kvModel: Model<KvState, KvInput, KvOutput> = {
   init: () => [INITIAL],

@@ -16,6 +16,13 @@
  * model that splits a history into independent parts (a key-value store: one part per key) lets
  * each part be searched on its own, which is what makes large histories cheap.
  *
+ * Operations that never returned are what make a search expensive: each one stays a candidate
+ * from its call to the end of its part, and proving a violation means trying each of them
+ * everywhere. The checker prunes configurations that differ only by extra ones, and races the full
+ * search against one that adds them gradually, which answers "yes" fast when few were needed;
+ * but a part with dozens of them can still take long to refute, hence `timeoutMs`. Tests keep them few by having clients
+ * retry a request, under the same session, until it is answered.
+ *
  * @example
  * ```ts
  * const result = checkLinearizable(kvModel, history, { timeoutMs: 10_000 });
@@ -69,13 +76,12 @@ export interface Model<State, Input, Output> {
     history: readonly Operation<Input, Output>[],
   ): readonly (readonly Operation<Input, Output>[])[];
   /**
-   * A hint for parts with operations that never returned, which are what makes searches slow:
-   * each stays a candidate from its call to the end of the history. Given a part, returns a
-   * test of whether such an operation might be needed to explain it (for example, whether any
-   * read saw what it wrote). The checker first searches with only the pending operations that pass;
-   * a linearization found there is one of the whole part, as pending operations may be left out.
-   * Only when that search fails does it search again with all of them, so a wrong hint costs time,
-   * never a wrong verdict.
+   * A hint for parts with operations that never returned ("pending"), the costly kind. Given a
+   * part, returns a test of whether a pending operation might be needed to explain it (for
+   * example, whether any read saw what it wrote). Beside its search of the whole part, the
+   * checker runs one that starts with only the pending operations that pass and adds others while
+   * it fails; a linearization found there is one of the whole part, as pending operations may be
+   * left out. So a wrong hint costs time, never a wrong verdict.
    */
   visiblePending?(
     part: readonly Operation<Input, Output>[],
@@ -168,7 +174,7 @@ export function checkLinearizable<State, Input, Output>(
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i];
     if (part.length === 0) continue;
-    const outcome = checkWidening(model, part, deadline);
+    const outcome = checkPortfolio(model, part, deadline);
     if (outcome === true) continue;
     if (outcome.kind === "violation") {
       return violation(model, parts.length, i, outcome.ops, outcome.prefix);
@@ -187,22 +193,28 @@ export function checkLinearizable<State, Input, Output>(
   return { ok: true };
 }
 
-type Failure<Input, Output> = {
+/** A failed search: the operations searched and the indexes of the longest linearization. */
+interface Failure<Input, Output> {
   readonly ops: readonly Operation<Input, Output>[];
   readonly prefix: number[];
-};
+}
+
+/** Search steps per time slice; the clock is read and searches alternate between slices. */
+const SLICE = 2048;
 
 /**
- * Checks one part, first with few of its pending operations (those that never returned), then
- * more. Each pending operation stays a candidate from its call to the end of the history, so
- * the search slows with every one included, and most are usually not needed: a request that
- * timed out often never took effect. Leaving pending operations out is sound for a "yes" (a
- * linearization without them is one of the whole part), so the search starts with those the
- * model's `visiblePending` hint keeps and, while it fails, adds those called most recently before
- * the point where it got stuck, twice as many each round, and finally all of them; only the last
- * round can prove a violation.
+ * Checks one part. Operations that never returned ("pending") are what make searches slow:
+ * each stays a candidate from its call to the end of the history, and a refutation must try
+ * each of them everywhere. Usually few are needed (a request that timed out often never took
+ * effect), and leaving pending operations out is sound for a "yes": a linearization without
+ * them is one of the whole part. So two searches run side by side, a slice of steps each in
+ * turn, and the first verdict wins: the search over the whole part, the only one that can prove
+ * a violation, and a widening one. The widening one starts with the pending operations the
+ * model's `visiblePending` hint keeps and, each time it fails, adds those called most recently
+ * before where it got stuck, twice as many each round. Either may be much faster than the other;
+ * together they cost at most about twice the faster.
  */
-function checkWidening<State, Input, Output>(
+function checkPortfolio<State, Input, Output>(
   model: Model<State, Input, Output>,
   part: readonly Operation<Input, Output>[],
   deadline: number,
@@ -210,6 +222,7 @@ function checkWidening<State, Input, Output>(
   | true
   | ({ kind: "violation" } & Failure<Input, Output>)
   | { kind: "timeout"; narrower: Failure<Input, Output> | undefined } {
+  const full = search(model, part);
   const pending = part.filter((op) => op.return === Infinity);
   const included = new Set<Operation<Input, Output>>();
   if (model.visiblePending && pending.length > 0) {
@@ -218,26 +231,32 @@ function checkWidening<State, Input, Output>(
   }
   let batch = 1;
   let narrower: Failure<Input, Output> | undefined;
+  const subset = () => part.filter((op) => op.return !== Infinity || included.has(op));
+  let widening = included.size < pending.length ? subset() : undefined;
+  let partial = widening && search(model, widening);
   for (;;) {
-    const all = included.size === pending.length;
-    const ops = all ? part : part.filter((op) => op.return !== Infinity || included.has(op));
-    const outcome = checkPart(model, ops, deadline);
+    if (now() > deadline) return { kind: "timeout", narrower };
+    const outcome = full.run(SLICE);
     if (outcome === true) return true;
-    if (outcome === "timeout") return { kind: "timeout", narrower };
-    if (all) return { kind: "violation", ops, prefix: outcome };
-    narrower = { ops, prefix: outcome };
+    if (outcome !== undefined) return { kind: "violation", ops: part, prefix: outcome };
+    if (widening === undefined || partial === undefined) continue;
+    const partOutcome = partial.run(SLICE);
+    if (partOutcome === true) return true;
+    if (partOutcome === undefined) continue;
+    narrower = { ops: widening, prefix: partOutcome };
     // Where the search got stuck: the earliest return among operations it could not place.
-    const placed = new Set(outcome);
-    let stuck = -Infinity;
-    for (let j = 0; j < ops.length; j++) {
-      if (!placed.has(j) && ops[j].return !== Infinity) {
-        stuck = stuck === -Infinity ? ops[j].return : Math.min(stuck, ops[j].return);
-      }
+    const placed = new Set(partOutcome);
+    let stuck = Infinity;
+    for (let j = 0; j < widening.length; j++) {
+      if (!placed.has(j)) stuck = Math.min(stuck, widening[j].return);
     }
     const before = pending.filter((op) => !included.has(op) && op.call <= stuck)
       .sort((a, b) => b.call - a.call);
     for (const op of before.length > 0 ? before.slice(0, batch) : pending) included.add(op);
     batch *= 2;
+    // With every pending operation in, the widening search would repeat the full one.
+    widening = included.size < pending.length ? subset() : undefined;
+    partial = widening && search(model, widening);
   }
 }
 
@@ -253,9 +272,6 @@ function now(): number {
   return performance.now();
 }
 
-/** How many search steps between clock reads; reading the clock every step would dominate. */
-const CLOCK_EVERY = 1024;
-
 interface CacheEntry<State> {
   /** The never-returned operations linearized, as bit words. */
   readonly pending: readonly number[];
@@ -264,8 +280,9 @@ interface CacheEntry<State> {
 }
 
 /**
- * Searches one part. Returns true, "timeout", or the operation indexes of the longest
- * linearization found.
+ * A resumable search of `ops`: each `run(budget)` takes up to `budget` more steps and returns
+ * undefined when that was not enough, else true or, when there is no linearization, the
+ * operation indexes of the longest one found.
  *
  * A configuration is the set of operations linearized so far plus the model's state. The set of
  * completed operations needs no bitset: every completed operation called before the earliest
@@ -283,11 +300,10 @@ interface CacheEntry<State> {
  * refutation in a history with k pending operations explores up to 2^k variants of each
  * configuration.
  */
-function checkPart<State, Input, Output>(
+function search<State, Input, Output>(
   model: Model<State, Input, Output>,
   ops: readonly Operation<Input, Output>[],
-  deadline: number,
-): true | "timeout" | number[] {
+): { run(budget: number): true | number[] | undefined } {
   const n = ops.length;
   const isPending = (i: number) => ops[i].return === Infinity;
   // Events: 2i is op i's call, 2i+1 its return (pending operations have none). Sorted by time; at
@@ -403,7 +419,6 @@ function checkPart<State, Input, Output>(
   let p = next[head];
   let q = -1;
   let limit = 0;
-  let steps = 0;
 
   /**
    * Whether pending `op`, about to follow a pending operation p, erases p: applying it instead
@@ -457,46 +472,57 @@ function checkPart<State, Input, Output>(
     }
   };
 
-  while (remaining > 0) {
-    if (++steps % CLOCK_EVERY === 0 && now() > deadline) return "timeout";
-    if (q < 0) {
-      if (isCall[p]) {
-        if (tryOp(opAt[p])) p = next[head];
-        else p = next[p];
+  let finished: true | number[] | undefined;
+  const run = (budget: number): true | number[] | undefined => {
+    if (finished === undefined) finished = walk(budget);
+    return finished;
+  };
+  const walk = (budget: number): true | number[] | undefined => {
+    for (let steps = 0; remaining > 0; steps++) {
+      if (steps === budget) return undefined;
+      if (q < 0) {
+        if (isCall[p]) {
+          if (tryOp(opAt[p])) p = next[head];
+          else p = next[p];
+          continue;
+        }
+        // The operation returning at p must be linearized before anything later; the completed
+        // candidates are exhausted, so the pending ones called before p get their turn.
+        limit = p;
+        q = pNext[pHead];
+      }
+      if (q !== pTail && pendingCallPos[q] < limit) {
+        if (tryOp(pendingOps[q])) {
+          q = -1;
+          p = next[head];
+        } else {
+          q = pNext[q];
+        }
         continue;
       }
-      // The operation returning at p must be linearized before anything later; the completed
-      // candidates are exhausted, so the pending ones called before p get their turn.
-      limit = p;
-      q = pNext[pHead];
-    }
-    if (q !== pTail && pendingCallPos[q] < limit) {
-      if (tryOp(pendingOps[q])) {
+      // No candidate fits: undo the last choice and try the next candidate after it.
+      if (stackOps.length > best.length) best = stackOps.slice();
+      if (stackOps.length === 0) return best;
+      const i = stackOps.pop()!;
+      state = stackStates.pop()!;
+      limit = stackLimits.pop()!;
+      undo(i);
+      const k = pendingSlot[i];
+      if (k < 0) {
+        remaining++;
         q = -1;
-        p = next[head];
+        p = next[callPos[i]];
       } else {
-        q = pNext[q];
+        q = pNext[k];
       }
-      continue;
     }
-    // No candidate fits: undo the last choice and try the next candidate after it.
-    if (stackOps.length > best.length) best = stackOps.slice();
-    if (stackOps.length === 0) return best;
-    const i = stackOps.pop()!;
-    state = stackStates.pop()!;
-    limit = stackLimits.pop()!;
-    undo(i);
-    const k = pendingSlot[i];
-    if (k < 0) {
-      remaining++;
-      q = -1;
-      p = next[callPos[i]];
-    } else {
-      q = pNext[k];
-    }
-  }
-  return true;
+    return true;
+  };
+  return { run };
 }
+
+/** How many candidate operations a violation's message lists. */
+const MAX_LISTED = 12;
 
 function violation<State, Input, Output>(
   model: Model<State, Input, Output>,
@@ -521,17 +547,25 @@ function violation<State, Input, Output>(
   }
   candidates.sort((a, b) => ops[a].call - ops[b].call || a - b);
   const stateText = model.describeState ? model.describeState(state) : safeJson(state);
-  const lines = candidates.map((i) => {
+  // Operations that never returned are candidates everywhere; listing dozens would bury the rest.
+  const shown = [
+    ...candidates.filter((i) => ops[i].return !== Infinity),
+    ...candidates.filter((i) => ops[i].return === Infinity),
+  ].slice(0, MAX_LISTED);
+  const lines = shown.map((i) => {
     const fits = model.step(state, ops[i].input, ops[i].output)[0];
-    return `  ${line(model, ops[i])}: ${fits ? "fits here but leads to a dead end" : "cannot"}`;
+    return `  ${line(model, ops[i])}: ${fits ? "fits, but leads to a dead end" : "does not fit"}`;
   });
+  if (candidates.length > shown.length) {
+    lines.push(`  ... and ${candidates.length - shown.length} more that never returned`);
+  }
   const last = prefix.slice(-3).map((i) => `  ${line(model, ops[i])}`);
   const message = [
     `not linearizable: part ${index + 1} of ${partCount} (${ops.length} operations); ` +
     `the longest linearization found covers ${prefix.length} of them` +
     (last.length > 0 ? `, ending with:` : "."),
     ...last,
-    `leaving the state ${stateText}, from which none of these can take effect next:`,
+    `leaving the state ${stateText}, from which no candidate for what comes next leads on:`,
     ...lines,
   ].join("\n");
   return {
