@@ -253,7 +253,19 @@ export function replayWal(
       pos = r.end;
     }
 
-    if (damage !== undefined || pending.length > 0) {
+    if (buf.length === 0) {
+      // A crash between creating a segment and writing its header leaves an empty file. As the
+      // last segment that is a torn tail (it held no batch, so nothing acknowledged); anywhere
+      // else it is damage.
+      if (!isLast) fatal(0, "an empty segment before the last one");
+      tailRepair = {
+        file,
+        segmentId: id,
+        offset: 0,
+        size: 0,
+        reason: "an empty segment: the crash came between creating it and writing its header",
+      };
+    } else if (damage !== undefined || pending.length > 0) {
       if (!isLast) {
         if (damage) fatal(damage.offset, damage.reason);
         fatal(batchStart, "the batch starting here has no commit record (the file is truncated)");

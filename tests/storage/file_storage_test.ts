@@ -593,3 +593,30 @@ Deno.test("checkStorage: reports a healthy directory, a torn tail, and damage", 
     assert.match(formatCheckReport(report), /PROBLEM: .* at offset/);
   });
 });
+
+Deno.test("FileStorage: an empty last segment (crash right after creating it) is removed at reopening", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "floe-empty-seg-" });
+  try {
+    const s = await FileStorage.open(dir, { onWarning: () => {} });
+    await s.save({ hardState: { term: 1, vote: "a", commit: 0 }, entries: [] });
+    await s.save({ entries: [{ index: 1, term: 1, data: new Uint8Array([7]) }] });
+    await s.close();
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".log"));
+    const last = names.sort().at(-1)!;
+    const id = parseInt(last.slice(4, -4), 16);
+    const next = `wal-${(id + 1).toString(16).padStart(16, "0")}.log`;
+    await Deno.writeFile(`${dir}/${next}`, new Uint8Array(0));
+    const warnings: string[] = [];
+    const s2 = await FileStorage.open(dir, { onWarning: (w) => warnings.push(w) });
+    assert.equal((await s2.load()).entries.length, 1);
+    // Saves after the repair land in a readable log.
+    await s2.save({ entries: [{ index: 2, term: 1, data: new Uint8Array([8]) }] });
+    await s2.close();
+    const s3 = await FileStorage.open(dir, { onWarning: () => {} });
+    assert.deepEqual((await s3.load()).entries.map((e) => e.index), [1, 2]);
+    await s3.close();
+    assert.ok(warnings.some((w) => w.includes("empty segment")), warnings.join("\n"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
