@@ -19,4 +19,19 @@
 
 export { Decoder, Encoder } from "cbor-x/index-no-eval";
 export type { Options as CborOptions } from "cbor-x/index-no-eval";
+
+/**
+ * Plain CBOR, for the wire codec, the handshake and the KV encoding alike: records, structured
+ * clone, bundled strings and packing each keep state across calls or add tags, which would make
+ * the bytes depend on what was encoded before (and other peers could not decode them).
+ */
+export const PLAIN_CBOR_OPTIONS = {
+  useRecords: false,
+  structuredClone: false,
+  bundleStrings: false,
+  pack: false,
+  mapsAsObjects: true,
+  tagUint8Array: false,
+  variableMapSize: true,
+} as const;
 export { promisifyRequest } from "idb-keyval";

@@ -258,9 +258,7 @@ export class RaftCore {
    * be empty: the empty command is the leader's no-op (see `leaderNoop`).
    */
   propose(data: Uint8Array): Proposal {
-    if (this.#role !== "leader") {
-      throw new NotLeaderError(this.#leader === NONE ? undefined : this.#leader);
-    }
+    this.#assertLeader();
     if (data.length === 0) throw new RangeError("a command must not be empty");
     const entry: Entry = { index: this.#log.lastIndex() + 1, term: this.#term, data };
     this.#log.append([entry]);
@@ -297,9 +295,7 @@ export class RaftCore {
    * the leader steps down are dropped: the caller retries elsewhere.
    */
   readIndex(ctx: number): void {
-    if (this.#role !== "leader") {
-      throw new NotLeaderError(this.#leader === NONE ? undefined : this.#leader);
-    }
+    this.#assertLeader();
     if (this.#log.term(this.#log.committed) !== this.#term) this.#readsAwaitingCommit.push(ctx);
     else this.#readsUnsent.push(ctx);
   }
@@ -349,6 +345,12 @@ export class RaftCore {
       case "follower":
         this.#stepFollower(m);
         break;
+    }
+  }
+
+  #assertLeader(): void {
+    if (this.#role !== "leader") {
+      throw new NotLeaderError(this.#leader === NONE ? undefined : this.#leader);
     }
   }
 

@@ -9,23 +9,11 @@
  *
  * @module
  */
-import { Decoder, Encoder } from "../../deps.ts";
+import { Decoder, Encoder, PLAIN_CBOR_OPTIONS } from "../../deps.ts";
 import { KvCommandError } from "./kv_errors.ts";
 
-// Plain CBOR: records, structured clone, bundled strings and packing each keep state across
-// calls or add tags, which would make the bytes depend on what was encoded before.
-const CBOR_OPTIONS = {
-  useRecords: false,
-  structuredClone: false,
-  bundleStrings: false,
-  pack: false,
-  mapsAsObjects: true,
-  tagUint8Array: false,
-  variableMapSize: true,
-} as const;
-
-const encoder = new Encoder(CBOR_OPTIONS);
-const decoder = new Decoder(CBOR_OPTIONS);
+const encoder = new Encoder(PLAIN_CBOR_OPTIONS);
+const decoder = new Decoder(PLAIN_CBOR_OPTIONS);
 
 /** The deepest nesting any KV schema uses is 4 (a result's list of entries); 8 leaves room. */
 const MAX_DEPTH = 8;

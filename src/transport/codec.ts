@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { Decoder, Encoder } from "../../deps.ts";
+import { Decoder, Encoder, PLAIN_CBOR_OPTIONS } from "../../deps.ts";
 import type { Message } from "../core/types.ts";
 import {
   FRAME_VERSION,
@@ -53,15 +53,7 @@ export class EncodeError extends Error {
 }
 
 /** Options shared by the encoder and decoder: plain CBOR, none of cbor-x's extensions. */
-export const CBOR_OPTIONS = {
-  useRecords: false,
-  structuredClone: false,
-  bundleStrings: false,
-  pack: false,
-  mapsAsObjects: true,
-  tagUint8Array: false,
-  variableMapSize: true,
-} as const;
+export const CBOR_OPTIONS = PLAIN_CBOR_OPTIONS;
 
 type WireValue = number | boolean | string | Uint8Array | WireValue[];
 type Wire = WireValue[];

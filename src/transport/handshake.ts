@@ -156,6 +156,16 @@ function refuse(reason: RefusalReason, detail: string, tell = true): HandshakeSt
 }
 
 /** The other side's refusal message, as a refusal of ours to report. */
+// What both sides do first with every message: decode it, and stop if the peer refused.
+function readMessage(
+  bytes: Uint8Array,
+): { readonly msg: Record<string, unknown> } | { readonly refused: HandshakeStep } {
+  const decoded = decodeMessage(bytes);
+  if (!decoded.ok) return { refused: refuse("malformed", decoded.detail) };
+  const refused = peerRefused(decoded.msg);
+  return refused ? { refused } : { msg: decoded.msg };
+}
+
 function peerRefused(msg: Record<string, unknown>): HandshakeStep | undefined {
   if (msg.hs !== "refuse") return undefined;
   const why = typeof msg.reason === "string" ? msg.reason.slice(0, 64) : "no reason given";
@@ -254,17 +264,12 @@ export class DialerHandshake {
   }
 
   async #receive(bytes: Uint8Array): Promise<HandshakeStep> {
-    const decoded = decodeMessage(bytes);
-    if (!decoded.ok) {
+    const read = readMessage(bytes);
+    if ("refused" in read) {
       this.#state = "over";
-      return refuse("malformed", decoded.detail);
+      return read.refused;
     }
-    const msg = decoded.msg;
-    const refused = peerRefused(msg);
-    if (refused) {
-      this.#state = "over";
-      return refused;
-    }
+    const msg = read.msg;
     const o = this.#o;
     if (this.#state === "hello" && msg.hs === "challenge") {
       this.#state = "over"; // until proven otherwise
@@ -350,17 +355,12 @@ export class AcceptorHandshake {
   }
 
   async #receive(bytes: Uint8Array): Promise<HandshakeStep> {
-    const decoded = decodeMessage(bytes);
-    if (!decoded.ok) {
+    const read = readMessage(bytes);
+    if ("refused" in read) {
       this.#state = "over";
-      return refuse("malformed", decoded.detail);
+      return read.refused;
     }
-    const msg = decoded.msg;
-    const refused = peerRefused(msg);
-    if (refused) {
-      this.#state = "over";
-      return refused;
-    }
+    const msg = read.msg;
     const o = this.#o;
     if (this.#state === "hello" && msg.hs === "hello") {
       this.#state = "over";

@@ -1,6 +1,6 @@
 // KV commands, queries and results: round trips, strict validation, and a fuzz of the decoders.
 import assert from "node:assert/strict";
-import { Encoder } from "../../deps.ts";
+import { Encoder, PLAIN_CBOR_OPTIONS } from "../../deps.ts";
 import {
   decodeKvCommand,
   decodeKvWriteResult,
@@ -23,15 +23,7 @@ import { Random } from "../../src/testing/random.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 // Raw CBOR of arbitrary values, to build commands the typed encoder would refuse.
-const raw = new Encoder({
-  useRecords: false,
-  structuredClone: false,
-  bundleStrings: false,
-  pack: false,
-  mapsAsObjects: true,
-  tagUint8Array: false,
-  variableMapSize: true,
-});
+const raw = new Encoder(PLAIN_CBOR_OPTIONS);
 const cbor = (v: unknown) => new Uint8Array(raw.encode(v));
 
 function rejects(fn: () => unknown, field: string, reason = "malformed"): KvCommandError {

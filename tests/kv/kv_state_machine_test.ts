@@ -1,6 +1,6 @@
 // The KV state machine: commands and conditions, revisions, range, sessions, watch, snapshots.
 import assert from "node:assert/strict";
-import { Encoder } from "../../deps.ts";
+import { Encoder, PLAIN_CBOR_OPTIONS } from "../../deps.ts";
 import {
   decodeKvWriteResult,
   encodeKvCommand,
@@ -19,15 +19,7 @@ import { Random } from "../../src/testing/random.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 // A CBOR map with whatever fields a test needs (the typed encoders refuse bad ones).
-const rawEncoder = new Encoder({
-  useRecords: false,
-  structuredClone: false,
-  bundleStrings: false,
-  pack: false,
-  mapsAsObjects: true,
-  tagUint8Array: false,
-  variableMapSize: true,
-});
+const rawEncoder = new Encoder(PLAIN_CBOR_OPTIONS);
 const rawCbor = (v: Record<string, unknown>) => new Uint8Array(rawEncoder.encode(v));
 const text = (b: Uint8Array | undefined) =>
   b === undefined ? undefined : new TextDecoder().decode(b);
