@@ -33,6 +33,8 @@ export {
   type Applied,
   type AppliedEntry,
   type AppliedSnapshot,
+  type AutoCompactOptions,
+  type NodeMetrics,
   type NodeStatus,
   NodeStoppedError,
   ProposalLostError,
@@ -40,9 +42,28 @@ export {
   RaftNode,
   type RaftNodeOptions,
   type ReadConsistency,
+  type ReadOptions,
   type StateChange,
   type StateMachine,
 } from "./src/node/raft_node.ts";
+export {
+  CommandTooLargeError,
+  NodeBusyError,
+  ProposalTimeoutError,
+  ReadTimeoutError,
+  StaleReadError,
+} from "./src/node/node_errors.ts";
+export {
+  DEFAULT_EVENT_BUFFER,
+  type NodeEvent,
+  type NodeEventsOptions,
+  type NodeEventState,
+  type NodeLeaderEvent,
+  type NodeRoleEvent,
+  type NodeStateEvent,
+  type NodeTermEvent,
+} from "./src/node/node_events.ts";
+export { DURATION_BUCKETS, type Histogram } from "./src/node/histogram.ts";
 export * from "./src/storage/storage_errors.ts";
 export {
   INDEXEDDB_FORMAT_VERSION,

@@ -10,8 +10,23 @@ import type { Entry, Message, NodeId, Ready, Role, Snapshot } from "../core/type
 import type { Storage } from "../storage/storage.ts";
 import type { Transport } from "../transport/transport.ts";
 import { AsyncQueue } from "./async_queue.ts";
-import { type Clock, RealClock } from "./clock.ts";
+import { type Cancel, type Clock, RealClock } from "./clock.ts";
 import { ConfigError, NotLeaderError } from "../core/errors.ts";
+import { DurationHistogram, type Histogram } from "./histogram.ts";
+import { LeaderContact } from "./leader_contact.ts";
+import {
+  CommandTooLargeError,
+  NodeBusyError,
+  ProposalTimeoutError,
+  ReadTimeoutError,
+  StaleReadError,
+} from "./node_errors.ts";
+import {
+  EventHub,
+  type NodeEvent,
+  type NodeEventsOptions,
+  stateChangeEvents,
+} from "./node_events.ts";
 
 /** The application's replicated state: `apply` runs once per committed command, in log order. */
 export interface StateMachine {
@@ -19,14 +34,72 @@ export interface StateMachine {
   apply(command: Uint8Array, index: number): Uint8Array | undefined | void;
   /** Replace the whole state with a snapshot's (one received from the leader, or after a restart). */
   restore?(data: Uint8Array, index: number): void;
-  /** The whole state as bytes, for `compact` (the node itself never calls it). */
+  /**
+   * The whole state as bytes, reflecting every command applied so far: for `compact`, and for
+   * the node's automatic compaction (see `RaftNodeOptions.autoCompact`).
+   */
   snapshot?(): Uint8Array;
   /** Answer a read-only query from the current state (used by `read`). */
   query?(query: Uint8Array): Uint8Array | undefined;
 }
 
-/** How fresh a `read` must be. */
+/**
+ * How fresh a `read` must be:
+ *
+ * - `"linearizable"` (the default): the read sees every write acknowledged before it began. The
+ *   leader confirms it still leads with a heartbeat round a quorum answers (ReadIndex), then
+ *   waits until its state machine has applied through the commit index it had when the read
+ *   arrived. Only the leader serves it (`NotLeaderError` with a hint elsewhere); it costs one
+ *   round trip to a quorum, and fails with `ReadTimeoutError` after `proposalTimeoutMs`.
+ * - `"stale"`: answered at once from whatever this server has applied, on any server, with no
+ *   message sent. It may miss recent writes, and on a server cut off from the cluster it may be
+ *   arbitrarily old.
+ * - `"stale"` with `maxStalenessMs`: as `"stale"`, but only if this server heard from a current
+ *   leader within that many milliseconds — a follower from its leader (an append, heartbeat or
+ *   snapshot chunk of the current term), a leader from a quorum of its followers (the check-quorum
+ *   evidence). Otherwise `StaleReadError`. A follower still catching up (replaying a backlog or
+ *   installing a snapshot) may be further behind than the bound suggests: the bound measures
+ *   contact, not how much of the log is applied.
+ */
 export type ReadConsistency = "linearizable" | "stale";
+
+/** Options of `RaftNode.read`. */
+export interface ReadOptions {
+  /** Default "linearizable"; see `ReadConsistency`. */
+  readonly consistency?: ReadConsistency;
+  /** For "stale" reads: refuse with `StaleReadError` unless a current leader was heard within this many ms. */
+  readonly maxStalenessMs?: number;
+}
+
+/** Bounds of automatic compaction (see `RaftNodeOptions.autoCompact`). */
+export interface AutoCompactOptions {
+  /** Compact once this many entries were applied since the last snapshot. Default 10,000. */
+  readonly logEntries?: number;
+  /** Compact once this many bytes of commands were applied since the last snapshot. Default 64 MiB. */
+  readonly logBytes?: number;
+}
+
+/** What `RaftNode.metrics()` reports; counters count from the node's start. */
+export interface NodeMetrics {
+  /** Times this server saw the known leader change to another (non-empty) leader. */
+  leaderChanges: number;
+  /** Proposals made on this server (`start` or `propose`) applied at the place they were given. */
+  proposalsCommitted: number;
+  /**
+   * Proposals made on this server that failed: refused (not leader, too large, busy), or placed
+   * in the log but lost to another leader's entry, timed out (not counted again if it commits
+   * later), covered by a snapshot with an unknown outcome, or abandoned by `stop()`.
+   */
+  proposalsFailed: number;
+  /** Durations of storage saves (each `Storage.save`, until it returned or its promise resolved). */
+  saveDuration: Histogram;
+  /**
+   * Durations of applying: one observation per step that hands committed entries to the state
+   * machine (the whole batch, with `onApply` and the `applied()` streams), and one per snapshot
+   * restored.
+   */
+  applyDuration: Histogram;
+}
 
 /** One committed entry as the node applied it. */
 export interface AppliedEntry {
@@ -123,6 +196,29 @@ export interface RaftNodeOptions {
   readonly onStateChange?: (change: StateChange) => void;
   /** How far an `applied()` reader may fall behind before its stream fails. Default 100,000. */
   readonly appliedBufferLimit?: number;
+  /**
+   * How long `propose` waits for its command to be applied before failing with
+   * `ProposalTimeoutError` (the command may still commit later), and how long a linearizable
+   * `read` waits before `ReadTimeoutError`. In the node's clock (virtual time in a simulation).
+   * 0 or Infinity: no timeout. Default 10,000.
+   */
+  readonly proposalTimeoutMs?: number;
+  /** Largest command accepted; larger ones fail with `CommandTooLargeError`. Default 1 MiB. */
+  readonly maxCommandBytes?: number;
+  /**
+   * Most `propose` calls waiting to be applied at once; one more fails with `NodeBusyError`.
+   * Linearizable reads waiting are bounded by the same number, counted apart. (`start` does not
+   * wait, so it is not counted.) Default 10,000.
+   */
+  readonly maxPendingProposals?: number;
+  /**
+   * When the state machine has `snapshot()`, the node compacts by itself once either bound is
+   * passed: after applying a batch of entries, it calls `compact(appliedIndex,
+   * stateMachine.snapshot())`. Bytes count the commands applied since the last snapshot. Default
+   * `{ logEntries: 10_000, logBytes: 64 MiB }`; `false` turns it off (the application may still
+   * call `compact`).
+   */
+  readonly autoCompact?: AutoCompactOptions | false;
 }
 
 /** The node was stopped, or a proposal it held can no longer complete. */
@@ -157,15 +253,35 @@ export class ProposalLostError extends Error {
   }
 }
 
-interface ReadWaiter {
-  readonly resolve: (index: number) => void;
+// A linearizable read: first waiting for its read index (ctx in #reads), then for the state
+// machine to apply through it (in #applyWaiters).
+interface PendingRead {
+  readonly ctx: number;
+  index: number;
+  done: boolean;
+  cancelTimer: Cancel | undefined;
+  readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
 
-interface Waiter {
+// A proposal this server placed in its log; `propose` callers also wait on it.
+interface PendingProposal {
   readonly term: number;
-  readonly resolve: (result: Uint8Array | undefined) => void;
-  readonly reject: (error: unknown) => void;
+  waiter?: {
+    readonly resolve: (result: Uint8Array | undefined) => void;
+    readonly reject: (error: unknown) => void;
+    cancelTimer: Cancel | undefined;
+  };
+}
+
+const MiB = 1 << 20;
+
+function positiveLimit(name: string, value: number): number {
+  if (value === Infinity) return Infinity;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ConfigError(`${name} must be a positive integer or Infinity, got ${value}`);
+  }
+  return value;
 }
 
 function ticks(name: string, ms: number, tickMs: number): number {
@@ -175,6 +291,33 @@ function ticks(name: string, ms: number, tickMs: number): number {
   return Math.max(1, Math.round(ms / tickMs));
 }
 
+interface ResolvedLimits {
+  readonly timeoutMs: number;
+  readonly maxCommandBytes: number;
+  readonly maxPending: number;
+  readonly compactEntries: number;
+  readonly compactBytes: number;
+}
+
+function resolveLimits(options: RaftNodeOptions): ResolvedLimits {
+  const timeout = options.proposalTimeoutMs ?? 10_000;
+  if (!(timeout >= 0)) {
+    throw new ConfigError(`proposalTimeoutMs must be 0, positive or Infinity, got ${timeout}`);
+  }
+  const auto = options.autoCompact ?? {};
+  return {
+    timeoutMs: timeout === 0 ? Infinity : timeout,
+    maxCommandBytes: positiveLimit("maxCommandBytes", options.maxCommandBytes ?? MiB),
+    maxPending: positiveLimit("maxPendingProposals", options.maxPendingProposals ?? 10_000),
+    compactEntries: auto === false
+      ? Infinity
+      : positiveLimit("autoCompact.logEntries", auto.logEntries ?? 10_000),
+    compactBytes: auto === false
+      ? Infinity
+      : positiveLimit("autoCompact.logBytes", auto.logBytes ?? 64 * MiB),
+  };
+}
+
 /** One Raft server: the core, driven. Create with `RaftNode.start`. */
 export class RaftNode {
   readonly #core: RaftCore;
@@ -182,18 +325,30 @@ export class RaftNode {
   readonly #transport: Transport;
   readonly #clock: Clock;
   readonly #tickMs: number;
+  readonly #limits: ResolvedLimits;
   readonly #stateMachine: StateMachine | undefined;
   readonly #onApply: ((item: Applied) => void) | undefined;
   readonly #onStateChange: ((change: StateChange) => void) | undefined;
   #lastState: StateChange = { term: -1, role: "follower", leader: "" };
   readonly #appliedLimit: number;
-  readonly #waiters = new Map<number, Waiter>();
-  readonly #reads = new Map<number, ReadWaiter>();
-  #applyWaiters: { index: number; resolve: () => void }[] = [];
+  readonly #proposals = new Map<number, PendingProposal>();
+  #waitingProposals = 0;
+  readonly #reads = new Map<number, PendingRead>();
+  #applyWaiters: PendingRead[] = [];
+  #waitingReads = 0;
   #appliedIndex = 0;
+  #snapshotIndex: number;
+  #bytesSinceSnapshot = 0;
   #readSeq = 0;
   #streams: AsyncQueue<Applied>[] = [];
   #backlog: AsyncQueue<Applied> | undefined;
+  readonly #events = new EventHub();
+  readonly #contact = new LeaderContact();
+  #leaderChanges = 0;
+  #proposalsCommitted = 0;
+  #proposalsFailed = 0;
+  readonly #saveDuration = new DurationHistogram();
+  readonly #applyDuration = new DurationHistogram();
   #running = true;
   #stopped = false;
   #error: unknown = undefined;
@@ -201,12 +356,19 @@ export class RaftNode {
   #drainQueued = false;
   #cancelTick: (() => void) | undefined;
 
-  private constructor(options: RaftNodeOptions, core: RaftCore) {
+  private constructor(
+    options: RaftNodeOptions,
+    core: RaftCore,
+    limits: ResolvedLimits,
+    snapshotIndex: number,
+  ) {
     this.#core = core;
     this.#storage = options.storage;
     this.#transport = options.transport;
     this.#clock = options.clock ?? new RealClock();
     this.#tickMs = options.tickMs ?? 10;
+    this.#limits = limits;
+    this.#snapshotIndex = snapshotIndex;
     this.#stateMachine = options.stateMachine;
     this.#onApply = options.onApply;
     this.#onStateChange = options.onStateChange;
@@ -225,6 +387,7 @@ export class RaftNode {
     const heartbeatTicks = ticks("heartbeatMs", options.heartbeatMs ?? 100, tickMs);
     const electionTicks = ticks("electionMinMs", options.electionMinMs ?? 300, tickMs);
     const electionTicksMax = ticks("electionMaxMs", options.electionMaxMs ?? 600, tickMs);
+    const limits = resolveLimits(options);
     const voters = options.peers.includes(options.id)
       ? options.peers
       : [...options.peers, options.id];
@@ -244,7 +407,7 @@ export class RaftNode {
       snapshotChunkBytes: options.snapshotChunkBytes,
       snapshotWindow: options.snapshotWindow,
     }, persisted);
-    const node = new RaftNode(options, core);
+    const node = new RaftNode(options, core, limits, persisted.snapshot?.index ?? 0);
     node.#transport.listen((messages) => node.#receive(messages));
     node.#scheduleTick();
     node.#drain();
@@ -258,51 +421,96 @@ export class RaftNode {
 
   /**
    * Propose a command as the leader and return at once with where it will sit if it commits
-   * (6.5840's `Start`). Throws `NotLeaderError` (with a leader hint) on any other server.
+   * (6.5840's `Start`). Throws `NotLeaderError` (with a leader hint) on any other server, and
+   * `CommandTooLargeError` past `maxCommandBytes`; nothing is proposed then.
    */
   start(command: Uint8Array): Proposal {
     this.#assertRunning();
-    const p = this.#core.propose(command);
+    if (command.length > this.#limits.maxCommandBytes) {
+      this.#proposalsFailed++;
+      throw new CommandTooLargeError(command.length, this.#limits.maxCommandBytes);
+    }
+    let p: Proposal;
+    try {
+      p = this.#core.propose(command);
+    } catch (e) {
+      this.#proposalsFailed++;
+      throw e;
+    }
+    // An index this server placed before and never applied can only come back after its entry
+    // was replaced; that proposal is lost.
+    this.#settleProposal(p.index, this.#proposals.get(p.index), "lost");
+    this.#proposals.set(p.index, { term: p.term });
     // Proposals made in one burst leave in one append per follower.
     this.#queueDrain();
     return p;
   }
 
-  /** Propose a command and wait until it is applied; resolves with the state machine's result. */
+  /**
+   * Propose a command and wait until it is applied; resolves with the state machine's result.
+   * Rejects with `NotLeaderError` or `CommandTooLargeError` (nothing proposed), `NodeBusyError`
+   * when `maxPendingProposals` calls are already waiting (nothing proposed; retry later),
+   * `ProposalLostError` (another leader's entry took its place: not applied),
+   * `ProposalOutcomeUnknownError`, `NodeStoppedError`, or `ProposalTimeoutError` after
+   * `proposalTimeoutMs` — a timed-out command may still commit and be applied later, so a retry
+   * must be safe to apply twice (for example with the KV layer's sessions).
+   */
   propose(command: Uint8Array): Promise<Uint8Array | undefined> {
+    let p: Proposal;
     try {
-      const { index, term } = this.start(command);
-      return new Promise((resolve, reject) => this.#waiters.set(index, { term, resolve, reject }));
+      this.#assertRunning();
+      if (this.#waitingProposals >= this.#limits.maxPending) {
+        this.#proposalsFailed++;
+        throw new NodeBusyError(this.#waitingProposals, this.#limits.maxPending);
+      }
+      p = this.start(command);
     } catch (e) {
       return Promise.reject(e);
     }
+    const pending = this.#proposals.get(p.index)!;
+    return new Promise((resolve, reject) => {
+      const timeoutMs = this.#limits.timeoutMs;
+      const cancelTimer = timeoutMs === Infinity ? undefined : this.#clock.schedule(
+        timeoutMs,
+        () => this.#settleProposal(p.index, pending, "timeout"),
+      );
+      pending.waiter = { resolve, reject, cancelTimer };
+      this.#waitingProposals++;
+    });
   }
 
   /**
-   * Answer `query` from the state machine. `linearizable` (the default) confirms this server
-   * still leads with a heartbeat round (ReadIndex) and waits until the state reflects every write
-   * committed before the read arrived; it throws `NotLeaderError` elsewhere. `stale` answers at
-   * once from whatever this server has applied. Requires a state machine with `query`.
+   * Answer `query` from the state machine, as fresh as `options.consistency` asks (see
+   * `ReadConsistency`: linearizable by default, or stale with an optional staleness bound).
+   * Requires a state machine with `query`. Linearizable reads fail with `NotLeaderError` off the
+   * leader, `NodeBusyError` when `maxPendingProposals` reads already wait, and `ReadTimeoutError`
+   * after `proposalTimeoutMs`; bounded stale reads fail with `StaleReadError`.
    */
-  async read(
-    query: Uint8Array,
-    options: { consistency?: ReadConsistency } = {},
-  ): Promise<Uint8Array | undefined> {
+  async read(query: Uint8Array, options: ReadOptions = {}): Promise<Uint8Array | undefined> {
     this.#assertRunning();
     const sm = this.#stateMachine;
     if (!sm?.query) throw new TypeError("read needs a state machine with a query method");
-    if ((options.consistency ?? "linearizable") === "linearizable") {
-      const ctx = ++this.#readSeq;
-      this.#core.readIndex(ctx);
-      const index = await new Promise<number>((resolve, reject) =>
-        this.#reads.set(ctx, { resolve, reject })
-      );
-      if (this.#appliedIndex < index) {
-        await new Promise<void>((resolve) => this.#applyWaiters.push({ index, resolve }));
-      }
+    const consistency = options.consistency ?? "linearizable";
+    if (consistency === "stale") {
+      if (options.maxStalenessMs !== undefined) this.#checkStaleness(options.maxStalenessMs);
+    } else if (consistency === "linearizable") {
+      await this.#readBarrier();
       this.#assertRunning();
+    } else {
+      throw new TypeError(`unknown read consistency: ${String(consistency)}`);
     }
     return sm.query(query);
+  }
+
+  /**
+   * Milliseconds since this server last heard from a current leader (a leader: since a quorum
+   * of its followers last answered; 0 on a single-server cluster), or undefined when it has
+   * not in the current term. What `read`'s `maxStalenessMs` is compared with.
+   */
+  lastLeaderContactMs(): number | undefined {
+    const c = this.#core;
+    const voters = c.role === "leader" ? c.status().voters : [];
+    return this.#contact.sinceContact(c, voters, this.#clock.now());
   }
 
   /** Term, role, leader, indexes and (on a leader) each peer's replication state. */
@@ -318,6 +526,32 @@ export class RaftNode {
   /** Current term and whether this server believes it is the leader (6.5840's `GetState`). */
   state(): { term: number; isLeader: boolean } {
     return { term: this.#core.term, isLeader: this.#running && this.#core.role === "leader" };
+  }
+
+  /** Counters and duration histograms since start (a copy; see `NodeMetrics`). */
+  metrics(): NodeMetrics {
+    return {
+      leaderChanges: this.#leaderChanges,
+      proposalsCommitted: this.#proposalsCommitted,
+      proposalsFailed: this.#proposalsFailed,
+      saveDuration: this.#saveDuration.snapshot(),
+      applyDuration: this.#applyDuration.snapshot(),
+    };
+  }
+
+  /**
+   * Term, role and leader changes as they happen (see `NodeEvent`). The first event is a
+   * `"state"` event with the state at subscription. Nothing is dropped silently: a subscriber
+   * that leaves more than `bufferLimit` events unread (default 1024) gets `QueueOverflowError`
+   * from `next()`. The iterator ends when the node stops; `return()` (leaving a `for await`
+   * loop) unsubscribes.
+   */
+  events(options?: NodeEventsOptions): AsyncIterableIterator<NodeEvent> {
+    const c = this.#core;
+    return this.#events.subscribe(
+      { type: "state", term: c.term, role: c.role, leader: c.leader },
+      options,
+    );
   }
 
   /**
@@ -365,7 +599,10 @@ export class RaftNode {
   compact(index: number, data: Uint8Array): boolean {
     this.#assertRunning();
     const done = this.#core.compact(index, data);
-    if (done) this.#queueDrain();
+    if (done) {
+      this.#compacted(index);
+      this.#queueDrain();
+    }
     return done;
   }
 
@@ -376,7 +613,11 @@ export class RaftNode {
     this.#drain();
   }
 
-  /** Stop ticking, receiving and sending; wait for an in-flight save; close storage and transport. */
+  /**
+   * Stop ticking, receiving and sending; reject waiting proposals and reads with
+   * `NodeStoppedError`; end `applied()` and `events()` iterators; cancel every timer; wait for
+   * an in-flight save; close storage and transport.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -384,6 +625,92 @@ export class RaftNode {
     if (this.#saving) await this.#saving.catch(() => {});
     await this.#transport.close();
     await this.#storage.close();
+  }
+
+  // ---- requests ---------------------------------------------------------------------------------
+
+  // Settle a proposal this server placed at `index`: applied, lost, timed out, covered by a
+  // snapshot, or abandoned. Does nothing when `pending` is no longer the one at `index`.
+  #settleProposal(
+    index: number,
+    pending: PendingProposal | undefined,
+    outcome: "applied" | "lost" | "timeout" | "unknown" | "stopped",
+    result?: Uint8Array,
+    stopped?: NodeStoppedError,
+  ): void {
+    if (pending === undefined || this.#proposals.get(index) !== pending) return;
+    this.#proposals.delete(index);
+    if (outcome === "applied") this.#proposalsCommitted++;
+    else this.#proposalsFailed++;
+    const w = pending.waiter;
+    if (!w) return;
+    pending.waiter = undefined;
+    this.#waitingProposals--;
+    w.cancelTimer?.();
+    switch (outcome) {
+      case "applied":
+        return w.resolve(result);
+      case "lost":
+        return w.reject(new ProposalLostError(index, pending.term));
+      case "timeout":
+        return w.reject(new ProposalTimeoutError(index, pending.term, this.#limits.timeoutMs));
+      case "unknown":
+        return w.reject(new ProposalOutcomeUnknownError(index, pending.term));
+      case "stopped":
+        return w.reject(stopped ?? new NodeStoppedError());
+    }
+  }
+
+  // Resolves once the state machine reflects every write committed before the read arrived.
+  #readBarrier(): Promise<void> {
+    if (this.#waitingReads >= this.#limits.maxPending) {
+      return Promise.reject(new NodeBusyError(this.#waitingReads, this.#limits.maxPending));
+    }
+    const ctx = ++this.#readSeq;
+    try {
+      this.#core.readIndex(ctx);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      const read: PendingRead = {
+        ctx,
+        index: -1,
+        done: false,
+        cancelTimer: undefined,
+        resolve,
+        reject,
+      };
+      const timeoutMs = this.#limits.timeoutMs;
+      if (timeoutMs !== Infinity) {
+        read.cancelTimer = this.#clock.schedule(
+          timeoutMs,
+          () => this.#settleRead(read, new ReadTimeoutError(timeoutMs)),
+        );
+      }
+      this.#reads.set(ctx, read);
+      this.#waitingReads++;
+      // readIndex on a single server may be ready at once.
+      this.#queueDrain();
+    });
+  }
+
+  #settleRead(read: PendingRead, error?: unknown): void {
+    if (read.done) return;
+    read.done = true;
+    this.#waitingReads--;
+    this.#reads.delete(read.ctx);
+    read.cancelTimer?.();
+    if (error === undefined) read.resolve();
+    else read.reject(error);
+  }
+
+  #checkStaleness(boundMs: number): void {
+    if (typeof boundMs !== "number" || !(boundMs >= 0)) {
+      throw new RangeError(`maxStalenessMs must be a non-negative number, got ${boundMs}`);
+    }
+    const since = this.lastLeaderContactMs();
+    if (since === undefined || since > boundMs) throw new StaleReadError(since, boundMs);
   }
 
   // ---- driving --------------------------------------------------------------------------------
@@ -399,7 +726,11 @@ export class RaftNode {
 
   #receive(messages: readonly Message[]): void {
     if (!this.#running) return;
-    for (const m of messages) this.#guard(() => this.#core.step(m));
+    const now = this.#clock.now();
+    for (const m of messages) {
+      this.#guard(() => this.#core.step(m));
+      this.#contact.heard(m, this.#core, now);
+    }
     this.#drain();
   }
 
@@ -420,30 +751,37 @@ export class RaftNode {
       if (rd.sendFirst) this.#send(rd.messages);
       let saved: void | Promise<void> = undefined;
       if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+        const started = this.#clock.now();
         try {
           saved = this.#storage.save(rd);
         } catch (e) {
           this.#fatal(e);
           return;
         }
-      }
-      if (saved instanceof Promise) {
-        this.#saving = saved.then(
-          () => {
-            this.#saving = undefined;
-            if (!this.#running) return;
-            this.#finish(rd);
-            this.#drain();
-          },
-          (e) => {
-            this.#saving = undefined;
-            this.#fatal(e);
-          },
-        );
-        return;
+        if (!(saved instanceof Promise)) this.#observeSince(this.#saveDuration, started);
+        else {
+          this.#saving = saved.then(
+            () => {
+              this.#observeSince(this.#saveDuration, started);
+              this.#saving = undefined;
+              if (!this.#running) return;
+              this.#finish(rd);
+              this.#drain();
+            },
+            (e) => {
+              this.#saving = undefined;
+              this.#fatal(e);
+            },
+          );
+          return;
+        }
       }
       this.#finish(rd);
     }
+  }
+
+  #observeSince(histogram: DurationHistogram, startedMs: number): void {
+    histogram.observe((this.#clock.now() - startedMs) / 1000);
   }
 
   #observe(): void {
@@ -451,32 +789,74 @@ export class RaftNode {
     const last = this.#lastState;
     if (last.term === c.term && last.role === c.role && last.leader === c.leader) return;
     if (last.role === "leader" && c.role !== "leader") this.#failReads();
-    this.#lastState = { term: c.term, role: c.role, leader: c.leader };
-    this.#onStateChange?.(this.#lastState);
+    if (c.leader !== "" && c.leader !== last.leader) this.#leaderChanges++;
+    const now: StateChange = { term: c.term, role: c.role, leader: c.leader };
+    this.#lastState = now;
+    // The very first observation is the start-up state, not a change.
+    if (last.term !== -1) { for (const e of stateChangeEvents(last, now)) this.#events.emit(e); }
+    this.#onStateChange?.(now);
   }
 
   #finish(rd: Ready): void {
     if (!rd.sendFirst) this.#send(rd.messages);
-    if (rd.restore) this.#restore(rd.restore);
-    for (const e of rd.committed) this.#apply(e);
+    if (rd.restore) {
+      const started = this.#clock.now();
+      this.#restore(rd.restore);
+      this.#observeSince(this.#applyDuration, started);
+    }
+    if (rd.committed.length > 0) {
+      const started = this.#clock.now();
+      for (const e of rd.committed) this.#apply(e);
+      this.#observeSince(this.#applyDuration, started);
+    }
     this.#guard(() => this.#core.advance(rd));
     for (const r of rd.readStates) {
-      const w = this.#reads.get(r.ctx);
+      const read = this.#reads.get(r.ctx);
+      if (!read) continue;
       this.#reads.delete(r.ctx);
-      w?.resolve(r.index);
+      read.index = r.index;
+      if (r.index <= this.#appliedIndex) this.#settleRead(read);
+      else this.#applyWaiters.push(read);
     }
     if (this.#applyWaiters.length > 0) {
-      const ready = this.#applyWaiters.filter((w) => w.index <= this.#appliedIndex);
-      this.#applyWaiters = this.#applyWaiters.filter((w) => w.index > this.#appliedIndex);
-      for (const w of ready) w.resolve();
+      const waiting: PendingRead[] = [];
+      for (const read of this.#applyWaiters) {
+        if (read.done) continue;
+        if (read.index <= this.#appliedIndex) this.#settleRead(read);
+        else waiting.push(read);
+      }
+      this.#applyWaiters = waiting;
     }
+    if (rd.committed.length > 0) this.#maybeCompact();
+  }
+
+  // After a whole batch is applied, so the snapshot reflects exactly `#appliedIndex`.
+  #maybeCompact(): void {
+    const snapshot = this.#stateMachine?.snapshot;
+    if (!snapshot) return;
+    const { compactEntries, compactBytes } = this.#limits;
+    if (
+      this.#appliedIndex - this.#snapshotIndex < compactEntries &&
+      this.#bytesSinceSnapshot < compactBytes
+    ) return;
+    const index = this.#appliedIndex;
+    const data = snapshot.call(this.#stateMachine);
+    let done = false;
+    this.#guard(() => done = this.#core.compact(index, data));
+    if (done) this.#compacted(index);
+  }
+
+  #compacted(index: number): void {
+    if (index > this.#snapshotIndex) this.#snapshotIndex = index;
+    this.#bytesSinceSnapshot = 0;
   }
 
   // Reads waiting for a heartbeat round die with the leadership that would have confirmed them.
   #failReads(): void {
     const hint = this.#core.leader || undefined;
-    for (const w of this.#reads.values()) w.reject(new NotLeaderError(hint));
-    this.#reads.clear();
+    for (const read of [...this.#reads.values()]) {
+      this.#settleRead(read, new NotLeaderError(hint));
+    }
   }
 
   #send(messages: readonly Message[]): void {
@@ -497,11 +877,10 @@ export class RaftNode {
   #restore(snap: Snapshot): void {
     this.#stateMachine?.restore?.(snap.data, snap.index);
     this.#appliedIndex = snap.index;
+    this.#compacted(snap.index);
     this.#publish({ type: "snapshot", index: snap.index, term: snap.term, data: snap.data });
-    for (const [index, w] of this.#waiters) {
-      if (index > snap.index) continue;
-      this.#waiters.delete(index);
-      w.reject(new ProposalOutcomeUnknownError(index, w.term));
+    for (const [index, pending] of [...this.#proposals]) {
+      if (index <= snap.index) this.#settleProposal(index, pending, "unknown");
     }
   }
 
@@ -515,15 +894,14 @@ export class RaftNode {
   #apply(e: Entry): void {
     let result: Uint8Array | undefined;
     this.#appliedIndex = e.index;
+    this.#bytesSinceSnapshot += e.data.length;
     if (this.#stateMachine && e.data.length > 0) {
       result = this.#stateMachine.apply(e.data, e.index) ?? undefined;
     }
     this.#publish({ type: "entry", index: e.index, term: e.term, command: e.data, result });
-    const w = this.#waiters.get(e.index);
-    if (w) {
-      this.#waiters.delete(e.index);
-      if (w.term === e.term) w.resolve(result);
-      else w.reject(new ProposalLostError(e.index, w.term));
+    const pending = this.#proposals.get(e.index);
+    if (pending) {
+      this.#settleProposal(e.index, pending, pending.term === e.term ? "applied" : "lost", result);
     }
   }
 
@@ -548,23 +926,19 @@ export class RaftNode {
     this.#running = false;
     this.#cancelTick?.();
     this.#cancelTick = undefined;
-    for (const w of this.#waiters.values()) {
-      w.reject(
-        reason instanceof NodeStoppedError
-          ? reason
-          : new NodeStoppedError(`the node stopped: ${reason}`, { cause: reason }),
-      );
-    }
-    this.#waiters.clear();
     const stopped = reason instanceof NodeStoppedError
       ? reason
       : new NodeStoppedError(`the node stopped: ${reason}`, { cause: reason });
-    for (const w of this.#reads.values()) w.reject(stopped);
-    this.#reads.clear();
-    for (const w of this.#applyWaiters) w.resolve();
+    for (const [index, pending] of [...this.#proposals]) {
+      this.#settleProposal(index, pending, "stopped", undefined, stopped);
+    }
+    for (const read of [...this.#reads.values(), ...this.#applyWaiters]) {
+      this.#settleRead(read, stopped);
+    }
     this.#applyWaiters = [];
     for (const q of this.#streams) q.close();
     this.#backlog?.close();
+    this.#events.close();
   }
 
   #assertRunning(): void {
