@@ -33,8 +33,9 @@ export interface LockInfo {
 /** Whether a lock's owner is running: `"alive"`, `"dead"`, or `"unknown"` (another host). */
 export type LockOwnerState = "alive" | "dead" | "unknown";
 
-// Field 22 of /proc/<pid>/stat, after the command name, which may itself hold spaces and ")".
-function procStart(pid: number | "self"): string | undefined {
+// Fields 3 (state) and 22 (start time) of /proc/<pid>/stat, after the command name, which may
+// itself hold spaces and ")".
+function procStat(pid: number | "self"): { state: string; start: string } | undefined {
   let stat: string;
   try {
     stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -42,7 +43,11 @@ function procStart(pid: number | "self"): string | undefined {
     return undefined;
   }
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[19];
+  return { state: fields[0], start: fields[19] };
+}
+
+function procStart(pid: number | "self"): string | undefined {
+  return procStat(pid)?.start;
 }
 
 // The host name, or "" where it cannot be read (Deno without --allow-sys).
@@ -81,9 +86,11 @@ export function lockOwnerState(info: LockInfo): LockOwnerState {
   const host = hostName();
   if (info.host !== "" && host !== "" && info.host !== host) return "unknown";
   if (procStart("self") !== undefined) {
-    const start = procStart(info.pid);
-    if (start === undefined) return "dead";
-    return info.start === "" || start === info.start ? "alive" : "dead";
+    const stat = procStat(info.pid);
+    // A killed process its parent has not reaped yet (zombie, Z) holds no files any more: its
+    // lock is as stale as one whose process is gone.
+    if (stat === undefined || stat.state === "Z" || stat.state === "X") return "dead";
+    return info.start === "" || stat.start === info.start ? "alive" : "dead";
   }
   try {
     process.kill(info.pid, 0);

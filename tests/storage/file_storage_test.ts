@@ -10,7 +10,7 @@ import { FaultyFileSystem } from "../../src/storage/faulty_storage.ts";
 import { FileStorage, type FileStorageOptions } from "../../src/storage/file_storage.ts";
 import { nodeFileSystem } from "../../src/storage/file_system.ts";
 import { checkStorage, formatCheckReport } from "../../src/storage/storage_check.ts";
-import { ownLock, readLock } from "../../src/storage/storage_lock.ts";
+import { lockOwnerState, ownLock, readLock } from "../../src/storage/storage_lock.ts";
 import {
   StorageClosedError,
   StorageCorruptionError,
@@ -341,6 +341,34 @@ Deno.test("FileStorage: a stale lock of a dead process is taken over; another ho
     Deno.writeTextFileSync(`${dir}/LOCK`, "garbage");
     await failure(open(dir), StorageError);
   });
+});
+
+Deno.test("FileStorage: the lock of a killed process its parent has not reaped is stale", async () => {
+  if (Deno.build.os !== "linux") return; // zombies are read from /proc
+  // `sleep 0.1` runs under a parent that execs into `sleep 10` and never waits for it: once it
+  // exits it stays a zombie, as a SIGKILLed node does until its supervisor reaps it.
+  const parent = new Deno.Command("sh", {
+    args: ["-c", "sleep 0.1 & echo $!; exec sleep 10"],
+    stdout: "piped",
+  }).spawn();
+  const reader = parent.stdout.getReader();
+  try {
+    const { value } = await reader.read();
+    const pid = Number(new TextDecoder().decode(value).trim());
+    const stat = () => Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = () => stat().slice(stat().lastIndexOf(")") + 2).split(" ");
+    const start = fields()[19];
+    for (let i = 0; i < 100 && fields()[0] !== "Z"; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(fields()[0], "Z", "the child became a zombie");
+    assert.equal(lockOwnerState({ pid, start, host: ownLock().host }), "dead");
+  } finally {
+    reader.releaseLock();
+    parent.kill("SIGKILL");
+    await parent.status;
+    await parent.stdout.cancel();
+  }
 });
 
 Deno.test("FileStorage: an unknown format version, or log files without one, are refused", async () => {
