@@ -104,3 +104,28 @@ export {
   WebSocketTransport,
   type WebSocketTransportOptions,
 } from "./src/transport/websocket_transport.ts";
+export { createKvHttpApi, type KvHttpApi, type KvHttpApiOptions } from "./src/http/kv_http_api.ts";
+export { HttpApiError, type HttpErrorCode } from "./src/http/http_errors.ts";
+export type { CorsOrigins } from "./src/http/cors.ts";
+export * from "./src/http/floe_headers.ts";
+export {
+  type FloeChange,
+  FloeClient,
+  type FloeClientOptions,
+  type FloeConsistency,
+  type FloeEntry,
+  type FloeListPage,
+  type FloePeerStatus,
+  type FloeSnapshot,
+  type FloeStatus,
+  type FloeValue,
+  type FloeValueEntry,
+  type FloeWriteResult,
+} from "./src/client/floe_client.ts";
+export {
+  FloeCompactedError,
+  FloeConditionFailedError,
+  FloeHttpError,
+  FloeNetworkError,
+} from "./src/client/floe_errors.ts";
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./src/client/retry_policy.ts";

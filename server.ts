@@ -13,3 +13,17 @@ export {
   WebSocketServer,
   type WebSocketServerOptions,
 } from "./src/transport/websocket_server.ts";
+export {
+  type FloeServer,
+  type FloeServerOptions,
+  startFloeServer,
+} from "./src/service/floe_server.ts";
+export {
+  type FloeNodeConfig,
+  type FloePeer,
+  type HostPort,
+  loadNodeConfig,
+  NodeConfigError,
+  type NodeConfigSources,
+  resolveNodeConfig,
+} from "./src/service/node_config.ts";

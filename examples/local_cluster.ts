@@ -1,21 +1,14 @@
 /**
- * A local floe cluster in one process: N nodes (default 3) on loopback WebSockets, each with
- * its write-ahead log under ./data/<id> and the replicated key-value state machine. A writer
- * keeps putting a counter through whichever node leads; the status of every node prints every
- * two seconds. Ctrl-C stops everything cleanly; run it again and the cluster resumes from its
- * data. (The multi-process `floe cluster` command comes with the CLI.)
+ * A local floe cluster in ONE process, through the library form of `floe node`
+ * (`startFloeServer`): N nodes (default 3) on loopback, each with its write-ahead log under
+ * ./data/<id>, the replicated key-value store and the HTTP API on its port. A writer keeps putting
+ * a counter through the HTTP API of n1 (a follower forwards it to the leader); every node's status
+ * prints every two seconds. Ctrl-C stops everything cleanly; run it again and the cluster resumes
+ * from its data. For one process per node, use `floe cluster` (`npm start`).
  *
  *   deno run -A examples/local_cluster.ts [--nodes 3] [--port 7401] [--data ./data]
  */
-import { NotLeaderError } from "../src/core/errors.ts";
-import { encodeKvCommand } from "../src/kv/kv_command.ts";
-import { decodeKvQueryResult, encodeKvQuery } from "../src/kv/kv_query.ts";
-import { KvStateMachine } from "../src/kv/kv_state_machine.ts";
-import { RaftNode } from "../src/node/raft_node.ts";
-import { FileStorage } from "../src/storage/file_storage.ts";
-import { WebSocketServer } from "../src/transport/websocket_server.ts";
-import { WebSocketTransport } from "../src/transport/websocket_transport.ts";
-import { wsDial } from "../src/transport/ws_dial.ts";
+import { type FloeServer, startFloeServer } from "../src/service/floe_server.ts";
 
 const USAGE = "usage: deno run -A examples/local_cluster.ts [--nodes N] [--port P] [--data DIR]";
 
@@ -46,80 +39,54 @@ async function main(): Promise<void> {
     console.error(`${(e as Error).message}\n${USAGE}`);
     Deno.exit(2);
   }
-  const ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
-  const url = (i: number) => `ws://127.0.0.1:${opts.port + i}/floe`;
-  const secret = "local-cluster-secret-change-me";
-  const nodes: RaftNode[] = [];
-  const servers: WebSocketServer[] = [];
-  for (const [i, id] of ids.entries()) {
-    const server = WebSocketServer.listen({ hostname: "127.0.0.1", port: opts.port + i });
-    const transport = new WebSocketTransport({
-      id,
+  const peers = Array.from({ length: opts.nodes }, (_, i) => ({
+    id: `n${i + 1}`,
+    address: { hostname: "127.0.0.1", port: opts.port + i },
+  }));
+  const servers: FloeServer[] = [];
+  for (const peer of peers) {
+    const server = await startFloeServer({
+      id: peer.id,
+      listen: peer.address,
+      dataDir: `${opts.data}/${peer.id}`,
+      peers,
+      secret: "local-cluster-secret-change-me",
       cluster: "local",
-      secret,
-      peers: ids.filter((p) => p !== id).map((p) => ({ id: p, url: url(ids.indexOf(p)) })),
-      dial: wsDial,
     });
-    server.acceptor = transport;
     servers.push(server);
-    const kv = new KvStateMachine();
-    const node = await RaftNode.start({
-      id,
-      peers: ids,
-      storage: await FileStorage.open(`${opts.data}/${id}`),
-      transport,
-      stateMachine: kv,
-      leaderNoop: true,
-      onApply: (item) => {
-        // Compact every 1,000 entries so the log stays small.
-        if (item.type === "entry" && item.index % 1000 === 0) {
-          queueMicrotask(() => node.compact(item.index, kv.snapshot()));
-        }
-      },
-    });
-    nodes.push(node);
-    console.log(`${id} listening on ${url(i)}, data in ${opts.data}/${id}`);
+    console.log(
+      `${peer.id} serving ${server.url} (peers at ${server.peerUrl}), data in ${opts.data}/${peer.id}`,
+    );
   }
+  const api = servers[0].url;
 
   let stopping = false;
   let writes = 0;
   const writer = (async () => {
     while (!stopping) {
-      const leader = nodes.find((n) => n.state().isLeader);
-      if (!leader) {
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
       try {
-        await leader.propose(encodeKvCommand({
-          op: "put",
-          key: "counter",
-          value: new TextEncoder().encode(String(++writes)),
-          ts: Date.now(),
-        }));
+        const r = await fetch(`${api}/kv/counter`, { method: "PUT", body: String(++writes) });
+        await r.body?.cancel();
+        // 503 while there is no leader yet: wait a little and go on.
+        if (r.status !== 200) await new Promise((r) => setTimeout(r, 200));
       } catch (e) {
-        if (!(e instanceof NotLeaderError)) console.warn(`write failed: ${e}`);
+        if (!stopping) console.warn(`write failed: ${e}`);
       }
       await new Promise((r) => setTimeout(r, 10));
     }
   })();
 
   const timer = setInterval(async () => {
-    const leader = nodes.find((n) => n.state().isLeader);
     let counter = "-";
-    if (leader) {
-      try {
-        const r = decodeKvQueryResult(
-          (await leader.read(encodeKvQuery({ op: "get", key: "counter" })))!,
-        );
-        if (r.status === "ok" && r.op === "get" && r.entry) {
-          counter = new TextDecoder().decode(r.entry.value);
-        }
-      } catch { /* leadership moved; the next round reads again */ }
-    }
-    const rows = nodes.map((n) => {
-      const s = n.status();
-      return `${s.id}: ${s.role.padEnd(9)} term ${s.term} commit ${s.commit} applied ${s.applied}`;
+    try {
+      const r = await fetch(`${api}/kv/counter`); // linearizable by default
+      counter = r.status === 200 ? await r.text() : (await r.body?.cancel(), `(${r.status})`);
+    } catch { /* stopping */ }
+    const rows = servers.map((s) => {
+      const st = s.node.status();
+      return `${st.id}: ${
+        st.role.padEnd(9)
+      } term ${st.term} commit ${st.commit} applied ${st.applied}`;
     });
     console.log(`counter=${counter} (linearizable read)\n  ${rows.join("\n  ")}`);
   }, 2000);
@@ -129,8 +96,7 @@ async function main(): Promise<void> {
   stopping = true;
   clearInterval(timer);
   await writer.catch(() => {});
-  for (const n of nodes) await n.stop();
-  for (const s of servers) await s.close();
+  for (const s of servers) await s.stop();
   console.log("stopped cleanly");
 }
 

@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { runFloe } from "../../src/cli/floe.ts";
 import { FileStorage } from "../../src/storage/file_storage.ts";
+import { freePorts } from "../../src/testing/free_port.ts";
+import { FLOE, floe } from "./cli_process.ts";
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -44,4 +46,118 @@ Deno.test("floe storage check: reports a healthy directory and a corrupt one", a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("floe: every command has --help (exit 0); mistakes print what is wrong and the usage (exit 2)", async () => {
+  for (
+    const [args, usage] of [
+      [["node", "--help"], /usage: floe node/],
+      [["cluster", "--help"], /usage: floe cluster/],
+      [["kv", "--help"], /usage: floe kv/],
+      [["kv", "put", "--help"], /usage: floe kv/],
+      [["status", "--help"], /usage: floe status/],
+      [["snapshot", "--help"], /usage: floe snapshot/],
+      [["snapshot", "restore", "-h"], /usage: floe snapshot/],
+      [["storage", "--help"], /usage: floe storage check/],
+      [["help"], /usage: floe/],
+    ] as const
+  ) {
+    const r = await run([...args]);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.out, usage, args.join(" "));
+  }
+  for (
+    const [args, what, usage] of [
+      [["--bogus"], /unknown flag --bogus/, /usage: floe/],
+      [["node", "--bogus", "1"], /unknown flag --bogus/, /usage: floe node/],
+      [["node"], /node id is required/, /usage: floe node/],
+      [
+        ["node", "--id", "n1", "--peers", "n1=:1,n2=:2"],
+        /needs a shared secret/,
+        /usage: floe node/,
+      ],
+      [["node", "--id", "n1", "--listen"], /--listen needs a value/, /usage: floe node/],
+      [
+        ["cluster", "--nodes", "0"],
+        /--nodes must be an integer from 1 to 9/,
+        /usage: floe cluster/,
+      ],
+      [["cluster", "extra"], /unexpected argument extra/, /usage: floe cluster/],
+      [["kv"], /usage: floe kv/, /usage: floe kv/],
+      [["kv", "frobnicate"], /unknown operation frobnicate/, /usage: floe kv/],
+      [["kv", "get"], /kv get takes 1 argument/, /usage: floe kv/],
+      [["kv", "put", "k"], /kv put takes 2 argument/, /usage: floe kv/],
+      [["kv", "get", "k", "--from", "3"], /kv get does not take --from/, /usage: floe kv/],
+      [["kv", "cas", "k", "x", "v"], /--REV must be an integer/, /usage: floe kv/],
+      [["kv", "get", "k", "--endpoints", "localhost:1"], /endpoint must be http/, /usage: floe kv/],
+      [["status", "--stale"], /status does not take --stale/, /usage: floe status/],
+      [["snapshot", "save"], /takes one FILE/, /usage: floe snapshot/],
+      [["snapshot", "restore", "f"], /needs --data, --id, --peers/, /usage: floe snapshot/],
+      [
+        ["snapshot", "restore", "f", "--data", "d", "--id", "x", "--peers", "a=:1"],
+        /--peers must list this node \(x\)/,
+        /usage: floe snapshot/,
+      ],
+      [["snapshot", "load"], /unknown command snapshot load/, /usage: floe snapshot/],
+    ] as const
+  ) {
+    const r = await run([...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.out}`);
+    assert.match(r.err, what, args.join(" "));
+    assert.match(r.err, usage, args.join(" "));
+  }
+});
+
+Deno.test("floe node: a real process prints its ready line, serves, and exits 0 on SIGINT", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "floe-node-" });
+  const [port] = freePorts(1);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", FLOE, "node", "--id", "solo", "--listen", `127.0.0.1:${port}`],
+    env: { FLOE_DATA: dir },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    assert.equal(text, `floe node solo ready http://127.0.0.1:${port}\n`);
+    let ok = false;
+    for (let i = 0; i < 200 && !ok; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      await r.body?.cancel();
+      ok = r.status === 200;
+      if (!ok) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(ok, "no leader");
+    child.kill("SIGINT");
+    assert.equal((await child.status).code, 0, await stderr);
+    assert.match(await stderr, /floe node solo stopped \(SIGINT\)/);
+    reader.releaseLock();
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await stderr.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("floe: usage errors exit 2 from a real process too", async () => {
+  const bad = await floe(["kv", "put"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /usage: floe kv/);
+  const unknown = await floe(["launch"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command launch/);
+  const help = await floe(["cluster", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /usage: floe cluster/);
 });
