@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { NODE_CONFIG_FLAGS } from "../service/node_config.ts";
 
 /** A mistake in how a command was called: exit 2 with the message and the usage. */
 export class UsageError extends Error {
@@ -92,3 +93,13 @@ export function integerFlag(
   }
   return n;
 }
+
+/**
+ * The flags of `floe node`, under Deno and Node alike: one string flag per setting of
+ * node_config.ts, `--config FILE`, and `--stop-with-stdin`.
+ */
+export const NODE_FLAGS: FlagSpec = {
+  ...Object.fromEntries(Object.values(NODE_CONFIG_FLAGS).map((f) => [f, "string"])),
+  config: "string",
+  "stop-with-stdin": "boolean",
+};

@@ -5,7 +5,7 @@
  */
 import { startFloeServer } from "../service/floe_server.ts";
 import { loadNodeConfig, NodeConfigError } from "../service/node_config.ts";
-import { type FlagSpec, parseArgs, UsageError } from "./cli_args.ts";
+import { NODE_FLAGS, parseArgs, UsageError } from "./cli_args.ts";
 import type { CliIo } from "./cli_io.ts";
 
 /** Usage of `floe node`. */
@@ -36,23 +36,9 @@ Each setting may also come from the environment: FLOE_ID, FLOE_LISTEN, FLOE_DATA
 FLOE_SECRET, FLOE_TOKEN, FLOE_CLUSTER, FLOE_CLIENT_LISTEN, FLOE_PEER_CLIENTS, FLOE_CONFIG.
 Precedence: flags, then environment, then the config file, then defaults.`;
 
-const FLAGS: FlagSpec = {
-  id: "string",
-  listen: "string",
-  data: "string",
-  peers: "string",
-  secret: "string",
-  token: "string",
-  cluster: "string",
-  "client-listen": "string",
-  "peer-clients": "string",
-  config: "string",
-  "stop-with-stdin": "boolean",
-};
-
 /** Run `floe node ARGS`; resolves with the exit code once the node has stopped. */
 export async function runNode(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs(args, FLAGS, NODE_USAGE);
+  const parsed = parseArgs(args, NODE_FLAGS, NODE_USAGE);
   if (parsed.help) {
     io.out(NODE_USAGE);
     return 0;

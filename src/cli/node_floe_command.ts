@@ -15,7 +15,7 @@ import {
   type NodeConfigSources,
   resolveNodeConfig,
 } from "../service/node_config.ts";
-import { type FlagSpec, parseArgs, UsageError } from "./cli_args.ts";
+import { NODE_FLAGS, parseArgs, UsageError } from "./cli_args.ts";
 
 /** Usage of the Node `floe node`. */
 export const NODE_FLOE_USAGE = `usage: node floe_node.js --id ID [--listen HOST:PORT] [--data DIR]
@@ -28,20 +28,6 @@ WebSockets at /floe and the HTTP API on one port (or the API on --client-listen)
 "floe node ID ready URL" once serving; SIGINT or SIGTERM stops it cleanly (exit 0). Flags,
 environment variables (FLOE_ID, FLOE_LISTEN, ...) and the config file are those of
 \`floe node\` under Deno (see its --help); a cluster may mix Node and Deno nodes.`;
-
-const FLAGS: FlagSpec = {
-  id: "string",
-  listen: "string",
-  data: "string",
-  peers: "string",
-  secret: "string",
-  token: "string",
-  cluster: "string",
-  "client-listen": "string",
-  "peer-clients": "string",
-  config: "string",
-  "stop-with-stdin": "boolean",
-};
 
 /** Where the command writes; the process's stdout and stderr by default. */
 export interface NodeFloeIo {
@@ -67,7 +53,7 @@ export async function runNodeFloe(
   let config;
   let stopWithStdin = false;
   try {
-    const parsed = parseArgs(args, FLAGS, NODE_FLOE_USAGE);
+    const parsed = parseArgs(args, NODE_FLAGS, NODE_FLOE_USAGE);
     if (parsed.help) {
       io.out(NODE_FLOE_USAGE);
       return 0;
