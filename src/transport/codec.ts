@@ -27,91 +27,29 @@
  *
  * @module
  */
-import { Decoder, Encoder, PLAIN_CBOR_OPTIONS } from "../../deps.ts";
+import { PLAIN_CBOR_OPTIONS } from "../../deps.ts";
 import type { Message } from "../core/types.ts";
+import { FrameDecoder } from "./frame_decoder.ts";
+import { EncodeError, FrameEncoder } from "./frame_encoder.ts";
 import {
-  FRAME_VERSION,
   FrameError,
   type FrameExpectation,
   type FrameLimits,
   resolveFrameLimits,
   scanCbor,
-  TAG,
-  validateEnvelope,
 } from "./frame_validation.ts";
+
+export { EncodeError };
 
 /** Who a frame is from and to, within which cluster. */
 export type FrameHeader = FrameExpectation;
 
-/** A message cannot be put on the wire as it is (a bug in the sender, not a network fault). */
-export class EncodeError extends Error {
-  /** `message` says what is wrong. */
-  constructor(message: string) {
-    super(message);
-    this.name = "EncodeError";
-  }
-}
-
-/** Options shared by the encoder and decoder: plain CBOR, none of cbor-x's extensions. */
+/**
+ * Options of a general CBOR encoder or decoder that agree with the wire: plain CBOR, none of
+ * cbor-x's extensions. The codec itself writes and reads frames directly (frame_encoder.ts,
+ * frame_decoder.ts); the handshake and tools use these.
+ */
 export const CBOR_OPTIONS = PLAIN_CBOR_OPTIONS;
-
-type WireValue = number | boolean | string | Uint8Array | WireValue[];
-type Wire = WireValue[];
-
-/** Encode one message as its positional array. */
-function toWire(m: Message): Wire {
-  switch (m.type) {
-    case "vote":
-    case "prevote":
-      return [TAG[m.type], m.term, m.lastIndex, m.lastTerm];
-    case "voteResp":
-    case "prevoteResp":
-      return [TAG[m.type], m.term, m.reject];
-    case "app": {
-      const es = m.entries;
-      const flat: Wire = new Array(es.length * 2);
-      for (let k = 0; k < es.length; k++) {
-        const e = es[k];
-        if (e.index !== m.prevIndex + 1 + k) {
-          throw new EncodeError(`append entries are not contiguous after ${m.prevIndex}`);
-        }
-        flat[2 * k] = e.term;
-        flat[2 * k + 1] = e.data;
-      }
-      return [TAG.app, m.term, m.prevIndex, m.prevTerm, m.commit, flat];
-    }
-    case "appResp":
-      return [TAG.appResp, m.term, m.reject, m.index, m.hintIndex, m.hintTerm];
-    case "hb":
-      return [TAG.hb, m.term, m.commit, m.ctx];
-    case "hbResp":
-      return [TAG.hbResp, m.term, m.ctx];
-    case "snap":
-      return [
-        TAG.snap,
-        m.term,
-        m.snapshot.index,
-        m.snapshot.term,
-        [...m.snapshot.voters],
-        m.size,
-        m.checksum,
-        m.offset,
-        m.data,
-      ];
-    case "snapResp":
-      return [TAG.snapResp, m.term, m.index, m.received, m.transfer];
-    default: {
-      const never: never = m;
-      throw new EncodeError(`unknown message type ${(never as Message).type}`);
-    }
-  }
-}
-
-function copy(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(bytes.byteLength);
-  out.set(bytes);
-  return out;
-}
 
 /**
  * Encodes and decodes Raft frames under one set of limits. Decoding refuses, with a `FrameError`,
@@ -128,9 +66,8 @@ function copy(bytes: Uint8Array): Uint8Array {
 export class FrameCodec {
   /** The limits decoding enforces (and encoding splits batches to respect). */
   readonly limits: FrameLimits;
-  readonly #encoder = new Encoder(CBOR_OPTIONS);
-  // Byte strings come out as views into the frame being decoded (see `decode`).
-  readonly #decoder = new Decoder(CBOR_OPTIONS);
+  readonly #encoder = new FrameEncoder();
+  readonly #decoder = new FrameDecoder();
 
   /** Limits default to `DEFAULT_FRAME_LIMITS`. */
   constructor(limits: Partial<FrameLimits> = {}) {
@@ -139,20 +76,14 @@ export class FrameCodec {
 
   /**
    * Encode `messages` (all from `header.from` to `header.to`) as one frame, whatever its size.
+   * The frame is a view into a buffer the codec shares between frames but never writes twice.
    *
-   * @throws {EncodeError} when a message's `from` or `to` differs from the header's, or an
-   * append's entries are not contiguous.
+   * @throws {EncodeError} when a message's `from` or `to` differs from the header's, an append's
+   * entries are not contiguous, or a field does not have its type (a number that is not a
+   * non-negative safe integer, data that is not a Uint8Array), which no peer would accept.
    */
   encode(header: FrameHeader, messages: readonly Message[]): Uint8Array {
-    const msgs = new Array<Wire>(messages.length);
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i];
-      if (m.from !== header.from || m.to !== header.to) {
-        throw new EncodeError(`message ${m.from}->${m.to} in a frame ${header.from}->${header.to}`);
-      }
-      msgs[i] = toWire(m);
-    }
-    return this.#envelope(header, msgs);
+    return this.#encoder.encode(header, messages);
   }
 
   /**
@@ -206,39 +137,19 @@ export class FrameCodec {
     if (frame.length > this.limits.maxFrameBytes) {
       throw new FrameError("too-large", `${frame.length} bytes > ${this.limits.maxFrameBytes}`);
     }
-    scanCbor(frame);
-    // Commands and chunks come out as views into the bytes decoded, and entries stay in the log
-    // long after the frame: when the frame is a slice of a much larger buffer (a socket's read
-    // buffer), decode from a copy, so an entry never keeps more than about twice its frame alive.
-    // A Node Buffer becomes a plain view, so what the decoder slices from it is plain too.
-    const spare = frame.buffer.byteLength - frame.byteLength;
-    const own = spare > Math.max(4096, frame.byteLength)
-      ? copy(frame)
-      : Object.getPrototypeOf(frame) === Uint8Array.prototype
-      ? frame
-      : new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength);
-    let value: unknown;
     try {
-      value = this.#decoder.decode(own);
-    } catch (e) {
-      // The scan should leave cbor-x nothing to object to; this is the last line of defence.
-      throw new FrameError("malformed-cbor", e instanceof Error ? e.message : String(e));
+      // One pass that checks the CBOR as it reads the schema: what it accepts, the scan would.
+      return this.#decoder.decode(frame, expect, this.limits, false);
+    } catch {
+      // Something is off, or merely unusual: find out exactly as the two passes always did.
     }
+    scanCbor(frame);
     try {
-      return validateEnvelope(value, expect, this.limits);
+      return this.#decoder.decode(frame, expect, this.limits, true);
     } catch (e) {
       if (e instanceof FrameError) throw e;
-      throw new FrameError("bad-message", e instanceof Error ? e.message : String(e));
+      // The scan leaves the decoder nothing to trip over; this is the last line of defence.
+      throw new FrameError("malformed-cbor", e instanceof Error ? e.message : String(e));
     }
-  }
-
-  #envelope(header: FrameHeader, msgs: Wire[]): Uint8Array {
-    return this.#encoder.encode({
-      v: FRAME_VERSION,
-      cluster: header.cluster,
-      from: header.from,
-      to: header.to,
-      msgs,
-    });
   }
 }

@@ -155,8 +155,23 @@ function refuse(reason: RefusalReason, detail: string, tell = true): HandshakeSt
   return { kind: "refused", refusal, send: tell ? refusalMessage(refusal) : undefined };
 }
 
-/** The other side's refusal message, as a refusal of ours to report. */
-// What both sides do first with every message: decode it, and stop if the peer refused.
+/**
+ * Run one handshake step so that it never throws: anything it throws (WebCrypto failing, a bug)
+ * ends the handshake, through `end`, as a refusal.
+ */
+async function neverThrowing(
+  step: () => Promise<HandshakeStep>,
+  end: () => void,
+): Promise<HandshakeStep> {
+  try {
+    return await step();
+  } catch (e) {
+    end();
+    return refuse("malformed", `handshake failed: ${String(e).slice(0, 80)}`);
+  }
+}
+
+/** What both sides do first with every message: decode it, and stop if the peer refused. */
 function readMessage(
   bytes: Uint8Array,
 ): { readonly msg: Record<string, unknown> } | { readonly refused: HandshakeStep } {
@@ -166,6 +181,7 @@ function readMessage(
   return refused ? { refused } : { msg: decoded.msg };
 }
 
+/** The other side's refusal message, as a refusal of ours to report. */
 function peerRefused(msg: Record<string, unknown>): HandshakeStep | undefined {
   if (msg.hs !== "refuse") return undefined;
   const why = typeof msg.reason === "string" ? msg.reason.slice(0, 64) : "no reason given";
@@ -254,13 +270,8 @@ export class DialerHandshake {
   }
 
   /** Handle one message from the acceptor. Never throws. */
-  async receive(bytes: Uint8Array): Promise<HandshakeStep> {
-    try {
-      return await this.#receive(bytes);
-    } catch (e) {
-      this.#state = "over";
-      return refuse("malformed", `handshake failed: ${String(e).slice(0, 80)}`);
-    }
+  receive(bytes: Uint8Array): Promise<HandshakeStep> {
+    return neverThrowing(() => this.#receive(bytes), () => (this.#state = "over"));
   }
 
   async #receive(bytes: Uint8Array): Promise<HandshakeStep> {
@@ -345,13 +356,8 @@ export class AcceptorHandshake {
   }
 
   /** Handle one message from the dialer. Never throws. */
-  async receive(bytes: Uint8Array): Promise<HandshakeStep> {
-    try {
-      return await this.#receive(bytes);
-    } catch (e) {
-      this.#state = "over";
-      return refuse("malformed", `handshake failed: ${String(e).slice(0, 80)}`);
-    }
+  receive(bytes: Uint8Array): Promise<HandshakeStep> {
+    return neverThrowing(() => this.#receive(bytes), () => (this.#state = "over"));
   }
 
   async #receive(bytes: Uint8Array): Promise<HandshakeStep> {

@@ -122,6 +122,8 @@ export class PeerLink {
   #head = 0;
   #bytes = 0;
   #flushQueued = false;
+  // Some queued messages have no time yet (NaN): see `enqueue`.
+  #unstamped = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #unchecked = 0;
 
@@ -164,7 +166,12 @@ export class PeerLink {
    * go first: Raft recovers from any loss, and the newest carry the freshest state.
    */
   enqueue(messages: readonly Message[], schedule = true): void {
-    const now = performance.now();
+    // The clock is read only for messages that will wait: with a connection up, messages leave in
+    // this task (reading the clock would cost more than the rest of this method), and those that
+    // do not get their time when the flush leaves them behind (`flush`, `expire`).
+    let now = NaN;
+    if (this.active === undefined) now = performance.now();
+    else this.#unstamped = true;
     for (const m of messages) {
       const size = estimateSize(m);
       this.#queue.push(m);
@@ -199,6 +206,13 @@ export class PeerLink {
 
   /** Send what is queued now, as far as the socket's buffer allows. */
   flush(): void {
+    this.#sendQueued();
+    if (!this.#unstamped) return;
+    if (this.queued === 0) this.#unstamped = false;
+    else this.#stamp(performance.now()); // left behind: from now on they wait
+  }
+
+  #sendQueued(): void {
     const conn = this.active;
     if (conn === undefined || conn.state !== "open") return;
     const maxFrame = this.#codec.limits.maxFrameBytes;
@@ -249,6 +263,7 @@ export class PeerLink {
 
   /** Drop (and count) messages queued before `now - maxAgeMs`. */
   expire(now: number): void {
+    if (this.#unstamped) this.#stamp(now);
     const oldest = now - this.#limits.maxAgeMs;
     while (this.queued > 0 && this.#times[this.#head] < oldest) {
       this.#bytes -= this.#sizes[this.#head];
@@ -273,6 +288,7 @@ export class PeerLink {
     this.#times = [];
     this.#head = 0;
     this.#bytes = 0;
+    this.#unstamped = false;
     this.stopTimers();
   }
 
@@ -305,6 +321,13 @@ export class PeerLink {
     }
   }
 
+  /** Give queued messages that have no time yet the time `now`. */
+  #stamp(now: number): void {
+    const times = this.#times;
+    for (let i = this.#head; i < times.length; i++) if (Number.isNaN(times[i])) times[i] = now;
+    this.#unstamped = false;
+  }
+
   #compact(): void {
     const head = this.#head;
     if (head === 0) return;
@@ -313,6 +336,7 @@ export class PeerLink {
       this.#sizes = [];
       this.#times = [];
       this.#head = 0;
+      this.#unstamped = false;
     } else if (head > 1024 && head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(head);
       this.#sizes = this.#sizes.slice(head);

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { Encoder } from "../../deps.ts";
 import { Random } from "../../src/testing/random.ts";
+import type { Message } from "../../src/core/types.ts";
 import { CBOR_OPTIONS, FrameCodec } from "../../src/transport/codec.ts";
 import { FrameError, TAG } from "../../src/transport/frame_validation.ts";
 import {
@@ -20,6 +21,7 @@ import {
   type HandshakeStep,
 } from "../../src/transport/handshake.ts";
 import { everyMessage } from "./fixtures.ts";
+import { ReferenceCodec } from "./reference_codec.ts";
 
 const SEED = Number(Deno.env.get("FLOE_FUZZ_SEED") ?? Date.now() % 1_000_000);
 const header = { cluster: "c1", from: "a", to: "b" };
@@ -176,7 +178,7 @@ function mutateMaybe(r: Random, b: Uint8Array): Uint8Array {
 
 Deno.test({
   name:
-    `fuzz: 120,000 random and mutated frames give messages or FrameError, nothing else (seed ${SEED})`,
+    `fuzz: 120,000 random and mutated frames give messages or FrameError, as the cbor-x path did (seed ${SEED})`,
   fn() {
     const r = new Random(SEED);
     const codec = new FrameCodec({ maxFrameBytes: 1 << 20 });
@@ -186,21 +188,37 @@ Deno.test({
       codec.encode(header, []),
       ...msgs.map((m) => codec.encode(header, [m])),
     ];
+    // The general cbor-x path the codec replaced: every frame must get the same answer from both.
+    const reference = new ReferenceCodec(codec.limits);
     const counts = new Map<string, number>();
     const before = Deno.memoryUsage();
     let accepted = 0;
     const N = 120_000;
     for (let i = 0; i < N; i++) {
       const f = fuzzFrame(r, valid);
+      const where = () => `seed ${SEED}, frame ${i}: ${Array.from(f.slice(0, 64))}`;
+      let expected: Message[] | FrameError;
+      try {
+        expected = reference.decode(f, header);
+      } catch (e) {
+        if (!(e instanceof FrameError)) throw e;
+        expected = e;
+      }
       try {
         const out = codec.decode(f, header);
         accepted++;
         for (const m of out) assert.ok(m.from === "a" && m.to === "b");
-      } catch (e) {
-        if (!(e instanceof FrameError)) {
-          throw new Error(`seed ${SEED}, frame ${i}: ${e} for ${Array.from(f.slice(0, 64))}`);
+        if (expected instanceof FrameError) {
+          assert.fail(`${where()}: accepted, the reference refused (${expected.message})`);
         }
+        assert.deepEqual(out, expected, where());
+      } catch (e) {
+        if (!(e instanceof FrameError)) throw new Error(`${where()}: ${e}`);
         counts.set(e.reason, (counts.get(e.reason) ?? 0) + 1);
+        if (!(expected instanceof FrameError)) {
+          assert.fail(`${where()}: refused (${e.message}), the reference accepted`);
+        }
+        assert.equal(e.reason, expected.reason, `${where()}: ${e.message} vs ${expected.message}`);
       }
     }
     const after = Deno.memoryUsage();
