@@ -132,7 +132,8 @@ export class RaftCore {
   #readyInFlight = false;
   // The latest snapshot (what a leader sends), one to persist, one the state machine must load.
   #snapshot: Snapshot | undefined;
-  #snapshotChecksum = 0;
+  // Computed when a follower first needs the snapshot, not at every compaction (megabytes).
+  #snapshotChecksum: number | undefined;
   #unstableSnapshot: Snapshot | undefined;
   #pendingRestore: Snapshot | undefined;
   // Highest index handed out for applying (the driver may compact up to it while applying).
@@ -196,6 +197,16 @@ export class RaftCore {
   /** Known leader of the current term, or `NONE`. */
   get leader(): NodeId {
     return this.#leader;
+  }
+
+  /** Highest committed index. */
+  get commitIndex(): number {
+    return this.#log.committed;
+  }
+
+  /** Last index known durable (persisted by a `Ready` the driver confirmed with `advance`). */
+  get stabledIndex(): number {
+    return this.#log.stabled;
   }
 
   /** Term of the entry at `index`, or undefined if not held. */
@@ -393,6 +404,25 @@ export class RaftCore {
       readStates,
       committed,
     };
+  }
+
+  /**
+   * For a driver that persists a `Ready` asynchronously: committed entries past those already
+   * handed out (by `ready()` or an earlier call), which the driver applies at once, after the
+   * in-flight `Ready`'s own `committed`. Only entries already durable here (as `ready()` would
+   * hand them out after the save), so a server applies nothing its own storage may yet lose.
+   * [] while a snapshot waits to be loaded (it goes first).
+   */
+  takeCommitted(): Entry[] {
+    const upTo = Math.min(this.#log.committed, this.#log.stabled);
+    if (this.#pendingRestore !== undefined || upTo <= this.#applying) return [];
+    const count = upTo - this.#applying;
+    const entries = this.#log.sliceLimited(this.#applying + 1, count, this.#cfg.maxApplyBytes);
+    if (entries.length === 0) return entries;
+    const last = entries[entries.length - 1].index;
+    this.#applying = last;
+    this.#log.appliedTo(last);
+    return entries;
   }
 
   /** Confirm that `rd` was persisted, sent and applied. */
@@ -821,7 +851,7 @@ export class RaftCore {
 
   #setSnapshot(snap: Snapshot): void {
     this.#snapshot = snap;
-    this.#snapshotChecksum = fnv1a32(snap.data);
+    this.#snapshotChecksum = undefined;
   }
 
   #handleHeartbeat(m: Heartbeat): void {
@@ -897,6 +927,7 @@ export class RaftCore {
   #startSnapshot(to: NodeId, pr: Progress): void {
     const snap = this.#snapshot;
     if (!snap) throw new LogInvariantError(`${to} needs compacted entries, but no snapshot exists`);
+    this.#snapshotChecksum ??= fnv1a32(snap.data);
     pr.becomeSnapshot(snap, this.#snapshotChecksum);
     this.#sendChunk(to, pr, 0, 0);
   }

@@ -22,6 +22,18 @@ export async function readBodyLimited(request: Request, maxBytes: number): Promi
     if (Number(declared) > maxBytes) throw tooLarge(maxBytes);
   }
   if (request.body === null) return new Uint8Array(0);
+  if (declared !== null) {
+    // The length is known and within the limit: the server's whole-body read is the fast path
+    // (the server enforces the declared length).
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await request.arrayBuffer());
+    } catch (e) {
+      throw new HttpApiError(400, "bad-request", `reading the body failed: ${e}`);
+    }
+    if (bytes.length > maxBytes) throw tooLarge(maxBytes);
+    return bytes;
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;

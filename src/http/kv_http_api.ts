@@ -42,7 +42,6 @@ import {
   type KvCommand,
   type KvCondition,
   type KvSession,
-  validateKvCommand,
 } from "../kv/kv_command.ts";
 import {
   decodeKvQueryResult,
@@ -75,6 +74,8 @@ import { rawPath, rawTarget } from "./request_target.ts";
 import { errorResponse, HttpApiError, toHttpApiError, unavailable } from "./http_errors.ts";
 import { PROMETHEUS_CONTENT_TYPE, PrometheusText } from "./prometheus.ts";
 import { openWatchStream } from "./watch_stream.ts";
+import { DeadlineQueue } from "../node/deadline_queue.ts";
+import { RealClock } from "../node/clock.ts";
 
 /** Options of `createKvHttpApi`. */
 export interface KvHttpApiOptions {
@@ -157,8 +158,11 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
   options.signal?.addEventListener("abort", () => closing.abort(), { once: true });
   const responses = new Map<number, number>();
 
-  const route = (request: Request, url: URL): Response | Promise<Response> => {
-    const path = rawPath(request.url);
+  const route = (request: Request): Response | Promise<Response> => {
+    const href = request.url;
+    const path = rawPath(href);
+    // Most requests (a key's GET or PUT) have no query: no URL object for them.
+    const url = href.includes("?") ? new URL(href) : undefined;
     const routeKey = path.startsWith("/kv/") ? "/kv/" : path;
     const allowed = ROUTES[routeKey];
     if (allowed === undefined) {
@@ -185,8 +189,10 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
     switch (routeKey) {
       case "/kv/":
         return keyRoute(request, url, decodeKey(path.slice(4)));
-      case "/kv":
-        return url.searchParams.has("watch") ? watch(request, url) : list(request, url);
+      case "/kv": {
+        const u = url ?? new URL(href);
+        return u.searchParams.has("watch") ? watch(request, u) : list(request, u);
+      }
       case "/status":
         return json(200, statusBody(node.status()));
       case "/metrics":
@@ -270,32 +276,40 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
     return leader ? { leader } : {};
   };
 
-  const withTimeout = <T>(p: Promise<T>, what: string): Promise<T> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new HttpApiError(504, "timeout", `${what} did not finish within ${timeoutMs} ms`),
-          ),
-        timeoutMs,
+  // One timer for every request waiting (see DeadlineQueue), not one each; it is cleared as
+  // soon as no request waits, so nothing outlives the last request.
+  const deadlines = new DeadlineQueue(new RealClock(), timeoutMs);
+  const withTimeout = <T>(p: Promise<T>, what: string): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const id = deadlines.add(() =>
+        reject(new HttpApiError(504, "timeout", `${what} did not finish within ${timeoutMs} ms`))
       );
+      p.then((value) => {
+        deadlines.cancel(id);
+        resolve(value);
+      }, (error) => {
+        deadlines.cancel(id);
+        reject(error);
+      });
     });
-    return Promise.race([p, late]).finally(() => clearTimeout(timer));
-  };
 
   // ---- reads ---------------------------------------------------------------------------------
 
-  const read = async (request: Request, url: URL, query: KvQuery) => {
-    const consistency = url.searchParams.get("consistency") ?? "linearizable";
-    const bytes = encodeKvQuery(query, kv.limits);
+  const read = async (request: Request, url: URL | undefined, query: KvQuery) => {
+    const consistency = url?.searchParams.get("consistency") ?? "linearizable";
     const run = async (opts: ReadOptions): Promise<KvQueryResult> => {
-      const out = await withTimeout(node.read(bytes, opts), "the read");
+      if (opts.consistency === "linearizable") {
+        // The node's barrier, then the state machine read in place: no query encoding.
+        validateKvQuery(query, kv.limits);
+        await withTimeout(node.barrier(), "the read");
+        return kv.answer(query);
+      }
+      const out = await withTimeout(node.read(encodeKvQuery(query, kv.limits), opts), "the read");
       if (out === undefined) throw new Error("the state machine answered nothing");
       return decodeKvQueryResult(out);
     };
     if (consistency === "stale") {
-      const max = url.searchParams.get("max_staleness_ms");
+      const max = url?.searchParams.get("max_staleness_ms") ?? null;
       const opts: ReadOptions = max === null
         ? { consistency: "stale" }
         : { consistency: "stale", maxStalenessMs: parseUint(max, "max_staleness_ms") };
@@ -319,7 +333,11 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
     }
   };
 
-  const getKey = async (request: Request, url: URL, key: string): Promise<Response> => {
+  const getKey = async (
+    request: Request,
+    url: URL | undefined,
+    key: string,
+  ): Promise<Response> => {
     const r = await read(request, url, { op: "get", key });
     if (!r.local) return r.response;
     const entry = r.result.op === "get" ? r.result.entry : undefined;
@@ -392,7 +410,7 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
 
   // ---- writes --------------------------------------------------------------------------------
 
-  const keyRoute = (request: Request, url: URL, key: string): Promise<Response> => {
+  const keyRoute = (request: Request, url: URL | undefined, key: string): Promise<Response> => {
     if (request.method === "GET") return getKey(request, url, key);
     if (node.role !== "leader") {
       // The body streams to the leader, which enforces the limit; a declared excess is refused here.
@@ -436,7 +454,8 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
         command = { op: "delete", key, ...(condition && { condition }), ...meta };
       }
     }
-    const encoded = encodeKvCommand(validateKvCommand(command, kv.limits), kv.limits);
+    // Encoding validates (with the rules every replica's apply uses).
+    const encoded = encodeKvCommand(command, kv.limits);
     return leaderOnly(request, async () => {
       const out = await withTimeout(node.propose(encoded), "the write");
       if (out === undefined) throw new Error("the state machine answered nothing");
@@ -525,15 +544,16 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
   const handler = async (request: Request): Promise<Response> => {
     let response: Response;
     try {
-      response = await route(request, new URL(request.url));
+      response = await route(request);
     } catch (e) {
       response = errorResponse(toHttpApiError(e, retryAfter));
     }
-    const s = node.status();
+    const leader = node.leader;
     const origin = options.corsOrigins && allowedOrigin(request, options.corsOrigins);
     if (origin) addCorsHeaders(response, origin);
-    response.headers.set(FLOE_NODE, node.id);
-    if (s.leader && !response.headers.has(FLOE_LEADER)) response.headers.set(FLOE_LEADER, s.leader);
+    const headers = response.headers;
+    headers.set(FLOE_NODE, node.id);
+    if (leader && !headers.has(FLOE_LEADER)) headers.set(FLOE_LEADER, leader);
     responses.set(response.status, (responses.get(response.status) ?? 0) + 1);
     return response;
   };
@@ -643,10 +663,13 @@ function sameText(a: string, b: string): boolean {
 
 // ---- responses -------------------------------------------------------------------------------
 
-function json(status: number, body: unknown, headers: HeadersInit = {}): Response {
-  const h = new Headers(headers);
-  h.set("Content-Type", "application/json");
-  h.set("Cache-Control", "no-store");
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  // A plain record: cheaper for the server to take than a Headers object built up by set().
+  const h: Record<string, string> = {
+    ...headers,
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+  };
   return new Response(JSON.stringify(body), { status, headers: h });
 }
 

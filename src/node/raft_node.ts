@@ -6,11 +6,12 @@
  * @module
  */
 import { type CoreStatus, type Proposal, RaftCore } from "../core/raft.ts";
-import type { Entry, Message, NodeId, Ready, Role, Snapshot } from "../core/types.ts";
-import type { Storage } from "../storage/storage.ts";
+import type { Entry, HardState, Message, NodeId, Ready, Role, Snapshot } from "../core/types.ts";
+import type { Storage, StorageUpdate } from "../storage/storage.ts";
 import type { Transport } from "../transport/transport.ts";
 import { AsyncQueue } from "./async_queue.ts";
-import { type Cancel, type Clock, RealClock } from "./clock.ts";
+import { DeadlineQueue } from "./deadline_queue.ts";
+import { type Clock, RealClock } from "./clock.ts";
 import { ConfigError, NotLeaderError } from "../core/errors.ts";
 import { DurationHistogram, type Histogram } from "./histogram.ts";
 import { LeaderContact } from "./leader_contact.ts";
@@ -259,7 +260,8 @@ interface PendingRead {
   readonly ctx: number;
   index: number;
   done: boolean;
-  cancelTimer: Cancel | undefined;
+  // Its entry in the node's timeout queue, or -1.
+  timer: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -270,7 +272,7 @@ interface PendingProposal {
   waiter?: {
     readonly resolve: (result: Uint8Array | undefined) => void;
     readonly reject: (error: unknown) => void;
-    cancelTimer: Cancel | undefined;
+    timer: number;
   };
 }
 
@@ -336,6 +338,13 @@ export class RaftNode {
   readonly #reads = new Map<number, PendingRead>();
   #applyWaiters: PendingRead[] = [];
   #waitingReads = 0;
+  // Reads waiting for the heartbeat round in flight to be answered (see `#readBarrier`), and
+  // the tick they started waiting at.
+  #heldReads: PendingRead[] = [];
+  #heldSince = 0;
+  #ticks = 0;
+  // Proposal and read timeouts (undefined without a timeout).
+  readonly #timeouts: DeadlineQueue | undefined;
   #appliedIndex = 0;
   #snapshotIndex: number;
   #bytesSinceSnapshot = 0;
@@ -353,6 +362,15 @@ export class RaftNode {
   #stopped = false;
   #error: unknown = undefined;
   #saving: Promise<void> | undefined;
+  // Whether the storage saves asynchronously (learned from its first save).
+  #asyncStorage = false;
+  // The hard state last given to the storage, and one that only moved the commit index and
+  // waits for the next save (see `#storageUpdate`).
+  #savedHard: HardState | undefined;
+  #unsavedHard: HardState | undefined;
+  #idleSaveDue = false;
+  // The in-flight save's Ready had its committed entries applied before the save completed.
+  #appliedEarly = false;
   #drainQueued = false;
   #cancelTick: (() => void) | undefined;
 
@@ -368,6 +386,9 @@ export class RaftNode {
     this.#clock = options.clock ?? new RealClock();
     this.#tickMs = options.tickMs ?? 10;
     this.#limits = limits;
+    this.#timeouts = limits.timeoutMs === Infinity
+      ? undefined
+      : new DeadlineQueue(this.#clock, limits.timeoutMs);
     this.#snapshotIndex = snapshotIndex;
     this.#stateMachine = options.stateMachine;
     this.#onApply = options.onApply;
@@ -408,6 +429,7 @@ export class RaftNode {
       snapshotWindow: options.snapshotWindow,
     }, persisted);
     const node = new RaftNode(options, core, limits, persisted.snapshot?.index ?? 0);
+    node.#savedHard = persisted.hardState;
     node.#transport.listen((messages) => node.#receive(messages));
     node.#scheduleTick();
     node.#drain();
@@ -469,12 +491,10 @@ export class RaftNode {
     }
     const pending = this.#proposals.get(p.index)!;
     return new Promise((resolve, reject) => {
-      const timeoutMs = this.#limits.timeoutMs;
-      const cancelTimer = timeoutMs === Infinity ? undefined : this.#clock.schedule(
-        timeoutMs,
-        () => this.#settleProposal(p.index, pending, "timeout"),
-      );
-      pending.waiter = { resolve, reject, cancelTimer };
+      const timer = this.#timeouts === undefined
+        ? -1
+        : this.#timeouts.add(() => this.#settleProposal(p.index, pending, "timeout"));
+      pending.waiter = { resolve, reject, timer };
       this.#waitingProposals++;
     });
   }
@@ -500,6 +520,24 @@ export class RaftNode {
       throw new TypeError(`unknown read consistency: ${String(consistency)}`);
     }
     return sm.query(query);
+  }
+
+  /**
+   * The barrier of a linearizable `read`, for an application that reads its state machine
+   * directly: resolves once the state machine reflects every write acknowledged before the call.
+   * Fails like a linearizable `read` (`NotLeaderError` off the leader, `NodeBusyError`,
+   * `ReadTimeoutError`, `NodeStoppedError`). Reads that arrive while a heartbeat round is out
+   * share the next round.
+   */
+  async barrier(): Promise<void> {
+    this.#assertRunning();
+    await this.#readBarrier();
+    this.#assertRunning();
+  }
+
+  /** Known leader of the current term, or "" when none (cheaper than `status()`). */
+  get leader(): NodeId {
+    return this.#core.leader;
   }
 
   /**
@@ -623,6 +661,12 @@ export class RaftNode {
     this.#stopped = true;
     this.#halt(new NodeStoppedError());
     if (this.#saving) await this.#saving.catch(() => {});
+    // The commit index not saved yet: a restart then re-applies everything it knew committed.
+    const hardState = this.#unsavedHard;
+    if (hardState !== undefined && this.#error === undefined) {
+      this.#unsavedHard = undefined;
+      await Promise.resolve(this.#storage.save({ entries: [], hardState })).catch(() => {});
+    }
     await this.#transport.close();
     await this.#storage.close();
   }
@@ -646,7 +690,7 @@ export class RaftNode {
     if (!w) return;
     pending.waiter = undefined;
     this.#waitingProposals--;
-    w.cancelTimer?.();
+    if (w.timer >= 0) this.#timeouts?.cancel(w.timer);
     switch (outcome) {
       case "applied":
         return w.resolve(result);
@@ -662,37 +706,59 @@ export class RaftNode {
   }
 
   // Resolves once the state machine reflects every write committed before the read arrived.
+  // While a heartbeat round is out for earlier reads, new ones are held and share the next
+  // round, started as soon as that one is answered (etcd batches its ReadIndex requests alike):
+  // a round confirms leadership after every read in it arrived, so each stays linearizable.
   #readBarrier(): Promise<void> {
     if (this.#waitingReads >= this.#limits.maxPending) {
       return Promise.reject(new NodeBusyError(this.#waitingReads, this.#limits.maxPending));
     }
+    const c = this.#core;
+    if (c.role !== "leader") return Promise.reject(new NotLeaderError(c.leader || undefined));
     const ctx = ++this.#readSeq;
-    try {
-      this.#core.readIndex(ctx);
-    } catch (e) {
-      return Promise.reject(e);
+    const hold = this.#reads.size > 0;
+    if (!hold) {
+      try {
+        c.readIndex(ctx);
+      } catch (e) {
+        return Promise.reject(e);
+      }
     }
     return new Promise((resolve, reject) => {
-      const read: PendingRead = {
-        ctx,
-        index: -1,
-        done: false,
-        cancelTimer: undefined,
-        resolve,
-        reject,
-      };
-      const timeoutMs = this.#limits.timeoutMs;
-      if (timeoutMs !== Infinity) {
-        read.cancelTimer = this.#clock.schedule(
-          timeoutMs,
-          () => this.#settleRead(read, new ReadTimeoutError(timeoutMs)),
-        );
+      const read: PendingRead = { ctx, index: -1, done: false, timer: -1, resolve, reject };
+      const timeouts = this.#timeouts;
+      if (timeouts !== undefined) {
+        const timeoutMs = this.#limits.timeoutMs;
+        read.timer = timeouts.add(() => this.#settleRead(read, new ReadTimeoutError(timeoutMs)));
+      }
+      this.#waitingReads++;
+      if (hold) {
+        if (this.#heldReads.length === 0) this.#heldSince = this.#ticks;
+        this.#heldReads.push(read);
+        return;
       }
       this.#reads.set(ctx, read);
-      this.#waitingReads++;
       // readIndex on a single server may be ready at once.
       this.#queueDrain();
     });
+  }
+
+  // Hand the held reads to the core, for one heartbeat round together.
+  #releaseHeldReads(): void {
+    const held = this.#heldReads;
+    if (held.length === 0) return;
+    this.#heldReads = [];
+    const c = this.#core;
+    for (const read of held) {
+      if (read.done) continue;
+      try {
+        c.readIndex(read.ctx);
+      } catch (e) {
+        this.#settleRead(read, e);
+        continue;
+      }
+      this.#reads.set(read.ctx, read);
+    }
   }
 
   #settleRead(read: PendingRead, error?: unknown): void {
@@ -700,7 +766,7 @@ export class RaftNode {
     read.done = true;
     this.#waitingReads--;
     this.#reads.delete(read.ctx);
-    read.cancelTimer?.();
+    if (read.timer >= 0) this.#timeouts?.cancel(read.timer);
     if (error === undefined) read.resolve();
     else read.reject(error);
   }
@@ -719,6 +785,13 @@ export class RaftNode {
     this.#cancelTick = this.#clock.schedule(this.#tickMs, () => {
       if (!this.#running) return;
       this.#core.tick();
+      this.#ticks++;
+      // A round unanswered for a tick or more may have been lost: do not hold reads behind it.
+      if (this.#heldReads.length > 0 && this.#ticks - this.#heldSince >= 2) {
+        this.#releaseHeldReads();
+      }
+      // A commit index left unsaved for a whole tick is saved on its own.
+      if (this.#unsavedHard !== undefined) this.#idleSaveDue = true;
       this.#drain();
       if (this.#running) this.#scheduleTick();
     });
@@ -744,28 +817,44 @@ export class RaftNode {
   }
 
   // Handles every Ready that is available; with an asynchronous storage, one save at a time.
+  // While a save is in flight, what a quorum committed meanwhile is applied (`#whileSaving`).
   #drain(): void {
     this.#observe();
+    if (this.#saving !== undefined) {
+      this.#whileSaving();
+      return;
+    }
     while (this.#running && this.#saving === undefined && this.#core.hasReady()) {
       const rd = this.#core.ready();
       if (rd.sendFirst) this.#send(rd.messages);
+      const update = this.#storageUpdate(rd);
       let saved: void | Promise<void> = undefined;
-      if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      if (update !== undefined) {
         const started = this.#clock.now();
         try {
-          saved = this.#storage.save(rd);
+          saved = this.#storage.save(update);
         } catch (e) {
           this.#fatal(e);
           return;
         }
         if (!(saved instanceof Promise)) this.#observeSince(this.#saveDuration, started);
         else {
+          this.#asyncStorage = true;
+          this.#savedHard = update.hardState ?? this.#savedHard;
+          // Committed entries already durable here need not wait for this save (unless a
+          // snapshot must be loaded or saved first).
+          const lastCommitted = rd.committed.length === 0
+            ? 0
+            : rd.committed[rd.committed.length - 1].index;
+          const applyNow = rd.restore === undefined && rd.snapshot === undefined &&
+            lastCommitted <= this.#core.stabledIndex;
           this.#saving = saved.then(
             () => {
               this.#observeSince(this.#saveDuration, started);
               this.#saving = undefined;
+              this.#appliedEarly = false;
               if (!this.#running) return;
-              this.#finish(rd);
+              this.#finish(rd, applyNow);
               this.#drain();
             },
             (e) => {
@@ -773,11 +862,90 @@ export class RaftNode {
               this.#fatal(e);
             },
           );
+          // After `#saving` is set, and `#appliedEarly` only once done: whatever the state
+          // machine's callbacks call meanwhile sees the save in flight and applies nothing newer.
+          if (applyNow) {
+            this.#applyCommitted(rd.committed);
+            this.#appliedEarly = true;
+          }
           return;
         }
+        this.#savedHard = update.hardState ?? this.#savedHard;
       }
-      this.#finish(rd);
+      this.#finish(rd, false);
     }
+    if (this.#running && this.#saving === undefined && this.#unsavedHard && this.#idleSaveDue) {
+      this.#saveHardState();
+    }
+  }
+
+  // What of `rd` must reach the storage, or undefined when nothing must. A hard state that only
+  // moved the commit index is not worth an fsync of its own on an asynchronous storage: the
+  // commit index can be learned again from the leader (etcd does not sync it either). It goes
+  // with the next save, or on its own at the next tick when nothing else is saved.
+  #storageUpdate(rd: Ready): StorageUpdate | undefined {
+    const hs = rd.hardState;
+    const last = this.#savedHard;
+    const commitOnly = hs !== undefined && last !== undefined && hs.term === last.term &&
+      hs.vote === last.vote;
+    if (rd.entries.length === 0 && rd.snapshot === undefined) {
+      if (hs === undefined) return undefined;
+      if (commitOnly && this.#asyncStorage) {
+        this.#unsavedHard = hs;
+        return undefined;
+      }
+    }
+    const hardState = hs ?? this.#unsavedHard;
+    this.#unsavedHard = undefined;
+    this.#idleSaveDue = false;
+    return { entries: rd.entries, snapshot: rd.snapshot, hardState };
+  }
+
+  // The commit index waiting for a save, persisted on its own (the node is otherwise idle).
+  #saveHardState(): void {
+    const hardState = this.#unsavedHard!;
+    this.#unsavedHard = undefined;
+    this.#idleSaveDue = false;
+    let saved: void | Promise<void>;
+    try {
+      saved = this.#storage.save({ entries: [], hardState });
+    } catch (e) {
+      this.#fatal(e);
+      return;
+    }
+    this.#savedHard = hardState;
+    if (!(saved instanceof Promise)) return;
+    this.#saving = saved.then(
+      () => {
+        this.#saving = undefined;
+        if (this.#running) this.#drain();
+      },
+      (e) => {
+        this.#saving = undefined;
+        this.#fatal(e);
+      },
+    );
+  }
+
+  // A save is in flight: apply what was committed meanwhile (acknowledgements that arrived),
+  // but only once the in-flight Ready's own committed entries were applied. Nothing is sent:
+  // proposals made meanwhile leave together with the next Ready (sending them at once measured
+  // no faster, with more and smaller appends for the followers to handle).
+  #whileSaving(): void {
+    if (!this.#running || !this.#appliedEarly) return;
+    const c = this.#core;
+    let entries: Entry[] = [];
+    this.#guard(() => entries = c.takeCommitted());
+    if (entries.length === 0) return;
+    this.#applyCommitted(entries);
+    this.#settleAppliedReads();
+  }
+
+  #applyCommitted(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const started = this.#clock.now();
+    for (const e of entries) this.#apply(e);
+    this.#observeSince(this.#applyDuration, started);
   }
 
   #observeSince(histogram: DurationHistogram, startedMs: number): void {
@@ -797,18 +965,15 @@ export class RaftNode {
     this.#onStateChange?.(now);
   }
 
-  #finish(rd: Ready): void {
+  // `applied`: the Ready's committed entries were applied already, while its save ran.
+  #finish(rd: Ready, applied: boolean): void {
     if (!rd.sendFirst) this.#send(rd.messages);
     if (rd.restore) {
       const started = this.#clock.now();
       this.#restore(rd.restore);
       this.#observeSince(this.#applyDuration, started);
     }
-    if (rd.committed.length > 0) {
-      const started = this.#clock.now();
-      for (const e of rd.committed) this.#apply(e);
-      this.#observeSince(this.#applyDuration, started);
-    }
+    if (!applied) this.#applyCommitted(rd.committed);
     this.#guard(() => this.#core.advance(rd));
     for (const r of rd.readStates) {
       const read = this.#reads.get(r.ctx);
@@ -818,16 +983,20 @@ export class RaftNode {
       if (r.index <= this.#appliedIndex) this.#settleRead(read);
       else this.#applyWaiters.push(read);
     }
-    if (this.#applyWaiters.length > 0) {
-      const waiting: PendingRead[] = [];
-      for (const read of this.#applyWaiters) {
-        if (read.done) continue;
-        if (read.index <= this.#appliedIndex) this.#settleRead(read);
-        else waiting.push(read);
-      }
-      this.#applyWaiters = waiting;
+    if (this.#reads.size === 0) this.#releaseHeldReads();
+    this.#settleAppliedReads();
+    if (this.#appliedIndex > this.#snapshotIndex) this.#maybeCompact();
+  }
+
+  #settleAppliedReads(): void {
+    if (this.#applyWaiters.length === 0) return;
+    const waiting: PendingRead[] = [];
+    for (const read of this.#applyWaiters) {
+      if (read.done) continue;
+      if (read.index <= this.#appliedIndex) this.#settleRead(read);
+      else waiting.push(read);
     }
-    if (rd.committed.length > 0) this.#maybeCompact();
+    this.#applyWaiters = waiting;
   }
 
   // After a whole batch is applied, so the snapshot reflects exactly `#appliedIndex`.
@@ -840,6 +1009,8 @@ export class RaftNode {
       this.#bytesSinceSnapshot < compactBytes
     ) return;
     const index = this.#appliedIndex;
+    // Entries applied while their save ran are compacted once durable here (at a later Ready).
+    if (index > this.#core.stabledIndex) return;
     const data = snapshot.call(this.#stateMachine);
     let done = false;
     this.#guard(() => done = this.#core.compact(index, data));
@@ -854,9 +1025,10 @@ export class RaftNode {
   // Reads waiting for a heartbeat round die with the leadership that would have confirmed them.
   #failReads(): void {
     const hint = this.#core.leader || undefined;
-    for (const read of [...this.#reads.values()]) {
+    for (const read of [...this.#reads.values(), ...this.#heldReads]) {
       this.#settleRead(read, new NotLeaderError(hint));
     }
+    this.#heldReads = [];
   }
 
   #send(messages: readonly Message[]): void {
@@ -932,10 +1104,12 @@ export class RaftNode {
     for (const [index, pending] of [...this.#proposals]) {
       this.#settleProposal(index, pending, "stopped", undefined, stopped);
     }
-    for (const read of [...this.#reads.values(), ...this.#applyWaiters]) {
+    for (const read of [...this.#reads.values(), ...this.#heldReads, ...this.#applyWaiters]) {
       this.#settleRead(read, stopped);
     }
     this.#applyWaiters = [];
+    this.#heldReads = [];
+    this.#timeouts?.clear();
     for (const q of this.#streams) q.close();
     this.#backlog?.close();
     this.#events.close();
