@@ -35,3 +35,20 @@ export {
   type Operation,
 } from "./src/testing/linearizability.ts";
 export * from "./src/testing/kv_model.ts";
+export {
+  KvSimClient,
+  type KvSimClientOptions,
+  type KvSimClientStats,
+  type KvSimLeg,
+  passTime,
+} from "./src/testing/kv_sim_client.ts";
+export {
+  type AppendRecord,
+  checkAppendsExactlyOnce,
+  kvReplayCommand,
+  KvSimulationFailure,
+  type KvSimulationOptions,
+  type KvSimulationReport,
+  type KvSimulationSettings,
+  simulateKv,
+} from "./src/testing/kv_simulation.ts";

@@ -6,6 +6,8 @@
  * - `deno task sim [--seeds N] [--from S]` runs seeds S..S+N-1 (default 1000 seeds from 1) with a
  *   progress line on stderr, then prints a summary and every failing seed with its replay
  *   command; exits 1 if any failed.
+ * - `--kv` does either with the key-value simulation instead (`simulateKv`): concurrent clients
+ *   of a replicated `KvStateMachine` under faults, their history checked for linearizability.
  *
  * Bad arguments print what is wrong and the usage, and exit 2.
  *
@@ -17,12 +19,18 @@ import {
   SimulationFailure,
   type SimulationReport,
 } from "./fault_simulation.ts";
+import {
+  kvReplayCommand,
+  KvSimulationFailure,
+  type KvSimulationReport,
+  simulateKv,
+} from "./kv_simulation.ts";
 
-/** How the command was asked to run. */
+/** How the command was asked to run. `kv` (present only when true): the KV simulation. */
 export type SimCommand =
   | { readonly mode: "help" }
-  | { readonly mode: "replay"; readonly seed: number; readonly trace: boolean }
-  | { readonly mode: "sweep"; readonly seeds: number; readonly from: number };
+  | { readonly mode: "replay"; readonly seed: number; readonly trace: boolean; readonly kv?: true }
+  | { readonly mode: "sweep"; readonly seeds: number; readonly from: number; readonly kv?: true };
 
 /** Bad command-line arguments; the message says what is wrong. */
 export class UsageError extends Error {
@@ -37,6 +45,8 @@ export class UsageError extends Error {
 export const USAGE = `usage:
   deno task sim [--seeds N] [--from S]   run seeds S..S+N-1 (default: 1000 seeds from 1)
   FLOE_SEED=n deno task sim [--trace]    replay seed n exactly; --trace prints every event
+  deno task sim --kv ...                 the same with the key-value simulation (concurrent
+                                         clients under faults, histories checked)
   deno task sim --help                   this text`;
 
 function parseInteger(flag: string, text: string | undefined, min: number): number {
@@ -61,6 +71,7 @@ export function parseSimArgs(args: readonly string[], floeSeed: string | undefin
   let from: number | undefined;
   let trace = false;
   let help = false;
+  let kv = false;
   for (let k = 0; k < args.length; k++) {
     const arg = args[k];
     const eq = arg.indexOf("=");
@@ -80,6 +91,11 @@ export function parseSimArgs(args: readonly string[], floeSeed: string | undefin
         if (inline !== undefined) throw new UsageError("--trace takes no value");
         trace = true;
         break;
+      case "--kv":
+        if (inline !== undefined) throw new UsageError("--kv takes no value");
+        if (kv) throw new UsageError("--kv given twice");
+        kv = true;
+        break;
       case "--help":
       case "-h":
         help = true;
@@ -97,10 +113,11 @@ export function parseSimArgs(args: readonly string[], floeSeed: string | undefin
         "FLOE_SEED replays one seed; it cannot be combined with --seeds or --from",
       );
     }
-    return { mode: "replay", seed: parseInteger("FLOE_SEED", floeSeed.trim(), 0), trace };
+    const seed = parseInteger("FLOE_SEED", floeSeed.trim(), 0);
+    return { mode: "replay", seed, trace, ...(kv ? { kv: true } : {}) };
   }
   if (trace) throw new UsageError("--trace needs FLOE_SEED (it traces one replayed seed)");
-  return { mode: "sweep", seeds: seeds ?? 1000, from: from ?? 1 };
+  return { mode: "sweep", seeds: seeds ?? 1000, from: from ?? 1, ...(kv ? { kv: true } : {}) };
 }
 
 function formatReport(r: SimulationReport): string {
@@ -119,14 +136,47 @@ function formatReport(r: SimulationReport): string {
   ].join("\n");
 }
 
+function formatKvReport(r: KvSimulationReport): string {
+  const t = r.settings;
+  return [
+    `seed ${r.seed}: ok (key-value simulation)`,
+    `  cluster:    ${r.servers} servers, ${r.clients} clients; heartbeat ${t.heartbeatMs} ms, ` +
+    `election ${t.electionMinMs}-${t.electionMaxMs} ms, preVote ${t.preVote}, checkQuorum ` +
+    `${t.checkQuorum}, leaderNoop ${t.leaderNoop}, snapshot every ${t.snapshotEvery}`,
+    `  ran:        ${Math.round(r.virtualMs)} ms of virtual time, ${r.faults} faults, ` +
+    `${r.crashes} crashes, leaders in ${r.leaders} terms, ${r.snapshotsLoaded} snapshots loaded`,
+    `  clients:    ${r.operations} operations (${r.unknown} with unknown outcome), ` +
+    `${r.retries} retries, ${r.lostReplies} lost replies, ${r.duplicatesAbsorbed} duplicates absorbed`,
+    `  checked:    linearizable in ${r.checkMs} ms; ${r.appends} acknowledged appends exactly ` +
+    `once; replicas identical through index ${r.lastIndex}`,
+  ].join("\n");
+}
+
 const encoder = new TextEncoder();
 
 function writeErr(text: string): void {
   Deno.stderr.writeSync(encoder.encode(text));
 }
 
-/** Replay one seed; returns the exit code. */
-export async function replay(seed: number, trace: boolean): Promise<number> {
+/** Replay one seed (of the KV simulation with `kv`); returns the exit code. */
+export async function replay(seed: number, trace: boolean, kv = false): Promise<number> {
+  if (kv) {
+    try {
+      const report = await simulateKv(seed, {
+        onEvent: trace ? (line) => console.log(line) : undefined,
+      });
+      console.log(formatKvReport(report));
+      return 0;
+    } catch (e) {
+      if (!(e instanceof KvSimulationFailure)) throw e;
+      if (!trace) {
+        console.error(`last events before the failure:`);
+        for (const line of e.trace) console.error(`  ${line}`);
+      }
+      console.error(`FAILED ${e.message}`);
+      return 1;
+    }
+  }
   try {
     const report = await simulate(seed, {
       onEvent: trace ? (line) => console.log(line) : undefined,
@@ -145,6 +195,39 @@ export async function replay(seed: number, trace: boolean): Promise<number> {
     }
     throw e;
   }
+}
+
+/** Run `count` seeds of the KV simulation from `from`; returns the exit code. */
+export async function sweepKv(count: number, from: number): Promise<number> {
+  const started = performance.now();
+  const failures: KvSimulationFailure[] = [];
+  let operations = 0;
+  let unknown = 0;
+  let lastShown = performance.now();
+  for (let k = 0; k < count; k++) {
+    const seed = from + k;
+    try {
+      const r = await simulateKv(seed);
+      operations += r.operations;
+      unknown += r.unknown;
+    } catch (e) {
+      if (!(e instanceof KvSimulationFailure)) throw e;
+      failures.push(e);
+      console.error(e.message);
+    }
+    if (performance.now() - lastShown > 10_000) {
+      lastShown = performance.now();
+      writeErr(`kv seeds ${k + 1}/${count}  failures ${failures.length}\n`);
+    }
+  }
+  const secs = (performance.now() - started) / 1000;
+  console.log(
+    `${count} kv seeds (${from}..${from + count - 1}) in ${secs.toFixed(1)} s: ` +
+      `${count - failures.length} passed, ${failures.length} failed; ${operations} operations ` +
+      `checked (${unknown} with unknown outcome)`,
+  );
+  for (const f of failures) console.log(`  seed ${f.seed}: replay: ${kvReplayCommand(f.seed)}`);
+  return failures.length > 0 ? 1 : 0;
 }
 
 /** Run `count` seeds from `from` with a progress line; returns the exit code. */
@@ -226,9 +309,11 @@ export async function main(args: readonly string[], floeSeed: string | undefined
       console.log(USAGE);
       return 0;
     case "replay":
-      return await replay(command.seed, command.trace);
+      return await replay(command.seed, command.trace, command.kv === true);
     case "sweep":
-      return await sweep(command.seeds, command.from);
+      return command.kv
+        ? await sweepKv(command.seeds, command.from)
+        : await sweep(command.seeds, command.from);
   }
 }
 

@@ -2,87 +2,33 @@
 // leader crash and a partition, then every replica holds the same state and reads see the last
 // writes. Replay a failure with FLOE_SEED=<seed>.
 import assert from "node:assert/strict";
-import { NotLeaderError } from "../../src/core/errors.ts";
-import {
-  decodeKvCommand,
-  decodeKvWriteResult,
-  encodeKvCommand,
-  type KvCommand,
-  type KvWriteResult,
-} from "../../src/kv/kv_command.ts";
-import { decodeKvQueryResult, encodeKvQuery, type KvEntry } from "../../src/kv/kv_query.ts";
+import { decodeKvCommand, type KvCommand, type KvWriteResult } from "../../src/kv/kv_command.ts";
 import { KvStateMachine } from "../../src/kv/kv_state_machine.ts";
+import { KvSimClient } from "../../src/testing/kv_sim_client.ts";
+import type { Random } from "../../src/testing/random.ts";
 import type { SimCluster } from "../../src/testing/sim_cluster.ts";
 import { withCluster } from "../scenario/seeded.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const bytes = (s: string) => new TextEncoder().encode(s);
 
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown } | undefined;
-
-// Let virtual time pass until `p` settles or `ms` have passed (undefined then). A promise of
-// the nodes only settles while the clock runs, so it is never awaited on its own.
-async function settle<T>(c: SimCluster, p: Promise<T>, ms: number): Promise<Outcome<T>> {
-  let out: Outcome<T>;
-  p.then((value) => out = { ok: true, value }, (error) => out = { ok: false, error });
-  for (let t = 0; out === undefined && t < ms; t += 5) await c.sleep(5);
-  return out;
+/**
+ * A client that retries with its session until answered. One reply in ten is lost on its way
+ * back, so the client sends the same command again: it must not apply twice.
+ */
+function clerk(c: SimCluster, id: string, random: Random): KvSimClient {
+  return new KvSimClient(c, {
+    id,
+    attemptTimeoutMs: 500,
+    giveUpAfterMs: 600_000,
+    lose: (leg) => leg === "reply" && random.chance(0.1),
+  });
 }
 
-/** A client of the replicated KV: finds the leader, retries with its session until answered. */
-class Clerk {
-  #seq = 0;
-  #server = 0;
-  retries = 0;
-
-  constructor(readonly c: SimCluster, readonly id: string) {}
-
-  async write(cmd: KvCommand, duplicate = false): Promise<KvWriteResult> {
-    const command = encodeKvCommand({
-      ...cmd,
-      session: { client: this.id, seq: ++this.#seq },
-      ts: this.c.clock.now(),
-    });
-    const result = decodeKvWriteResult(await this.#call((node) => node.propose(command)));
-    if (duplicate) {
-      // A client that never heard back sends the same command again: it must not apply twice.
-      const again = decodeKvWriteResult(await this.#call((node) => node.propose(command)));
-      assert.deepEqual(
-        again,
-        result,
-        `${this.id} seq ${this.#seq}: duplicate answered differently`,
-      );
-    }
-    return result;
-  }
-
-  async get(key: string): Promise<KvEntry | undefined> {
-    const q = encodeKvQuery({ op: "get", key });
-    const r = decodeKvQueryResult(await this.#call((node) => node.read(q)));
-    assert.ok(r.op === "get");
-    return r.entry;
-  }
-
-  async #call(
-    send: (node: NonNullable<ReturnType<SimCluster["node"]>>) => Promise<Uint8Array | undefined>,
-  ): Promise<Uint8Array> {
-    const c = this.c;
-    for (let attempt = 0; attempt < 1000; attempt++) {
-      const node = c.connected(this.#server) ? c.node(this.#server) : undefined;
-      if (node) {
-        const out = await settle(c, send(node), 500);
-        if (out?.ok && out.value) return out.value;
-        if (out && !out.ok && out.error instanceof NotLeaderError && out.error.leaderHint) {
-          this.#server = c.ids.indexOf(out.error.leaderHint);
-          continue;
-        }
-      }
-      this.retries++;
-      this.#server = (this.#server + 1) % c.n;
-      await c.sleep(10);
-    }
-    throw new Error(`${this.id}: no answer after 1000 attempts`);
-  }
+async function write(client: KvSimClient, cmd: KvCommand): Promise<KvWriteResult> {
+  const r = await client.write(cmd);
+  assert.ok(r, `${client.id}: ${cmd.op} ${cmd.key} was never answered`);
+  return r;
 }
 
 // Each server's current state machine (a restart builds a fresh one that replays the log), and
@@ -114,23 +60,22 @@ Deno.test("kv sim: replicas agree and reads see the last writes after a leader c
   }, async (c) => {
     const random = c.random.fork();
     await c.checkOneLeader();
-    const clerks = ["alice", "bob", "carol"].map((id) => new Clerk(c, id));
+    const clerks = ["alice", "bob", "carol"].map((id) => clerk(c, id, random.fork()));
     const appended = new Map<string, string>();
     const lastPut = new Map<string, string>();
     let increments = 0;
     let done = 0;
 
-    const run = async (clerk: Clerk, ops: number) => {
+    const run = async (clerk: KvSimClient, ops: number) => {
       for (let op = 0; op < ops; op++) {
-        const duplicate = random.chance(0.1);
         switch (random.int(3)) {
           case 0: { // the lab's Append: each must land exactly once, in order
             const piece = `${clerk.id}:${op};`;
-            const r = await clerk.write({
+            const r = await write(clerk, {
               op: "append",
               key: `log/${clerk.id}`,
               value: bytes(piece),
-            }, duplicate);
+            });
             assert.equal(r.status, "ok");
             appended.set(clerk.id, (appended.get(clerk.id) ?? "") + piece);
             break;
@@ -138,7 +83,7 @@ Deno.test("kv sim: replicas agree and reads see the last writes after a leader c
           case 1: { // a put to a key shared by everyone
             const key = `shared/${random.int(4)}`;
             const v = `${clerk.id}@${op}`;
-            const r = await clerk.write({ op: "put", key, value: bytes(v) }, duplicate);
+            const r = await write(clerk, { op: "put", key, value: bytes(v) });
             assert.equal(r.status, "ok");
             lastPut.set(key, v);
             break;
@@ -148,12 +93,13 @@ Deno.test("kv sim: replicas agree and reads see the last writes after a leader c
               assert.ok(tries < 100, "CAS never succeeded");
               const cur = await clerk.get("counter");
               const n = cur ? Number(text(cur.value)) : 0;
-              const r = await clerk.write({
+              assert.ok(cur !== undefined, "the counter's read was never answered");
+              const r = await write(clerk, {
                 op: "put",
                 key: "counter",
                 value: bytes(String(n + 1)),
                 condition: { revision: cur?.revision ?? 0 },
-              }, duplicate);
+              });
               if (r.status === "ok") break;
               assert.equal(r.status, "failed-condition");
             }
@@ -184,7 +130,8 @@ Deno.test("kv sim: replicas agree and reads see the last writes after a leader c
 
     await Promise.all([...clerks.map((k) => run(k, 100)), nemesis()]);
     assert.equal(done, 300);
-    assert.ok(clerks.some((k) => k.retries > 0), "the faults should have made someone retry");
+    assert.ok(clerks.some((k) => k.stats.retries > 0), "the faults should have made someone retry");
+    assert.ok(clerks.some((k) => k.stats.lostReplies > 0), "some replies should have been lost");
     assert.ok(duplicates.every((n) => n > 0), "every replica should have seen duplicates");
 
     // Every replica converges to the same bytes.
@@ -199,7 +146,7 @@ Deno.test("kv sim: replicas agree and reads see the last writes after a leader c
     }
 
     // Exactly-once: each append appears once, in order; the counter counts every increment.
-    const reader = new Clerk(c, "reader");
+    const reader = clerk(c, "reader", random.fork());
     for (const clerk of clerks) {
       const entry = await reader.get(`log/${clerk.id}`);
       assert.equal(entry && text(entry.value), appended.get(clerk.id));
