@@ -248,8 +248,11 @@ export class FaultProxy {
       const delay = f.delayMs + (f.jitterMs > 0 ? this.#random() * f.jitterMs : 0);
       const now = performance.now();
       releaseAt = Math.max(releaseAt, now + delay);
-      const wait = releaseAt - now;
+      // The release time is fixed now: waiting `delay` only after the previous chunk's write
+      // would add the delays of a burst up and leave a backlog draining long after the fault.
+      const due = releaseAt;
       chain = chain.then(async () => {
+        const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         if (pair.closed) return;
         try {

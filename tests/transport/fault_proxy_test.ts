@@ -51,6 +51,28 @@ Deno.test("proxy: forwards both ways and delays each direction, keeping order", 
   }
 });
 
+Deno.test("proxy: a delay applies to each chunk once; a burst does not queue up behind itself", async () => {
+  const lb = pair();
+  try {
+    await roundTrip(lb, 0);
+    const proxy = lb.proxies.get("a")!;
+    proxy.setFaults({ delayMs: 100, jitterMs: 0 });
+    const start = performance.now();
+    // 20 messages 10 ms apart: separate chunks, each due 100 ms after it left.
+    for (let i = 0; i < 20; i++) {
+      lb.node("b").transport.send("a", [numbered("b", "a", 100 + i)]);
+      await sleep(10);
+    }
+    await waitFor("20 delivered", () => lb.node("a").inbox.length === 21);
+    const took = performance.now() - start;
+    // Delays that added up would take 20 × 100 ms; each due 100 ms after it left, the last one
+    // arrives about 300 ms after the first was sent.
+    assert.ok(took < 1200, `20 messages took ${took.toFixed(0)} ms under a 100 ms delay`);
+  } finally {
+    await lb.close();
+  }
+});
+
 Deno.test("proxy: after a cut, the dialer reconnects and traffic resumes", async () => {
   const lb = pair();
   try {
