@@ -52,6 +52,7 @@ import {
   validateKvQuery,
 } from "../kv/kv_query.ts";
 import type { KvStateMachine } from "../kv/kv_state_machine.ts";
+import type { TransportMetrics } from "../transport/websocket_transport.ts";
 import type { NodeStatus, RaftNode, ReadOptions } from "../node/raft_node.ts";
 import { bytesToBase64 } from "./base64.ts";
 import {
@@ -117,6 +118,11 @@ export interface KvHttpApiOptions {
    * then allow same-origin pages only).
    */
   readonly corsOrigins?: CorsOrigins;
+  /**
+   * The peer transport's counters (`WebSocketTransport.metrics`), shown on /metrics: per peer
+   * connected, reconnects, frames and bytes in/out, drops, refused frames and handshakes.
+   */
+  readonly transportMetrics?: () => TransportMetrics;
 }
 
 /** The handler `createKvHttpApi` returns. */
@@ -533,6 +539,7 @@ export function createKvHttpApi(options: KvHttpApiOptions): KvHttpApi {
         "HTTP responses by status code",
         [...responses].sort((a, b) => a[0] - b[0]).map(([code, n]) => [{ code: String(code) }, n]),
       );
+    if (options.transportMetrics) addTransportMetrics(text, options.transportMetrics());
     return new Response(text.toString(), {
       status: 200,
       headers: { "Content-Type": PROMETHEUS_CONTENT_TYPE },
@@ -754,4 +761,58 @@ function statusBody(s: NodeStatus): Record<string, unknown> {
     running: s.running,
     peers: peerRows(s),
   };
+}
+
+function addTransportMetrics(text: PrometheusText, t: TransportMetrics): void {
+  const peers = Object.entries(t.peers);
+  const per = (pick: (p: TransportMetrics["peers"][string]) => number) =>
+    peers.map(([id, p]) => [{ peer: id }, pick(p)] as [Record<string, string>, number]);
+  text
+    .gauge(
+      "floe_peer_connected",
+      "1 while the connection to the peer is open",
+      per((p) => +p.connected),
+    )
+    .counter(
+      "floe_peer_reconnects_total",
+      "connections to the peer after the first",
+      per((p) => p.reconnects),
+    )
+    .counter("floe_peer_frames_sent_total", "frames sent to the peer", per((p) => p.framesOut))
+    .counter("floe_peer_bytes_sent_total", "bytes sent to the peer", per((p) => p.bytesOut))
+    .counter(
+      "floe_peer_frames_received_total",
+      "frames received from the peer",
+      per((p) => p.framesIn),
+    )
+    .counter(
+      "floe_peer_bytes_received_total",
+      "bytes received from the peer",
+      per((p) => p.bytesIn),
+    )
+    .counter(
+      "floe_peer_drops_total",
+      "messages to the peer dropped (queue full or too old)",
+      per((p) => p.drops),
+    )
+    .counter(
+      "floe_peer_decode_errors_total",
+      "frames from the peer refused as malformed",
+      per((p) => p.decodeErrors),
+    )
+    .counter(
+      "floe_transport_decode_errors_total",
+      "frames refused as malformed, all sockets",
+      t.decodeErrors,
+    )
+    .counter(
+      "floe_transport_auth_failures_total",
+      "refused handshakes, all sockets",
+      t.authFailures,
+    )
+    .gauge(
+      "floe_transport_open_connections",
+      "peer connections open or opening",
+      t.openConnections,
+    );
 }

@@ -179,6 +179,7 @@ export async function openKvNode(options: FloeServerOptions, dial: Dialer): Prom
     kv,
     leaderUrl: (id: string) => clientUrls.get(id),
     token: options.token,
+    transportMetrics: () => transport.metrics(),
   });
   return {
     node,
