@@ -43,7 +43,8 @@ export interface RaftConfig {
   /**
    * A new leader appends an entry with an empty command at once, so it commits an entry of its
    * term (and so everything before it, and can serve reads) without waiting for a proposal.
-   * Off by default: the 6.5840 lab expects the first command at index 1. Default false.
+   * Off by default: the 6.5840 lab expects the first command at index 1; then the first read of
+   * a term with no entry appends the no-op instead (see `readIndex`). Default false.
    */
   readonly leaderNoop?: boolean;
   /** Index the state machine already reflects after a restart (entries up to it are not re-applied). Default 0. */

@@ -304,11 +304,23 @@ export class RaftCore {
    * `ready().readStates` holds `{ ctx, index }`, and the state machine answers the read after
    * applying through `index`. Throws `NotLeaderError` on a non-leader. Reads still waiting when
    * the leader steps down are dropped: the caller retries elsewhere.
+   *
+   * A new leader learns its commit index only by committing an entry of its own term. Without
+   * `leaderNoop`, the first read of a term that has no entry yet appends the empty no-op then,
+   * so reads never wait for a write that may not come (and the log keeps 6.5840's numbering for
+   * as long as nobody reads).
    */
   readIndex(ctx: number): void {
     this.#assertLeader();
-    if (this.#log.term(this.#log.committed) !== this.#term) this.#readsAwaitingCommit.push(ctx);
-    else this.#readsUnsent.push(ctx);
+    if (this.#log.term(this.#log.committed) === this.#term) {
+      this.#readsUnsent.push(ctx);
+      return;
+    }
+    if (this.#log.term(this.#log.lastIndex()) !== this.#term) {
+      const noop = { index: this.#log.lastIndex() + 1, term: this.#term, data: new Uint8Array(0) };
+      this.#log.append([noop]);
+    }
+    this.#readsAwaitingCommit.push(ctx);
   }
 
   /** Start an election now, as if the election timeout had passed. */

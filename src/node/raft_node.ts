@@ -190,7 +190,8 @@ export interface RaftNodeOptions {
   /**
    * A new leader appends an entry with an empty command, committing its term at once so reads
    * and earlier entries need not wait for a proposal. It appears on `applied()` with an empty
-   * command and is not passed to the state machine. Default false (6.5840 numbering).
+   * command and is not passed to the state machine. Default false (6.5840 numbering): then the
+   * first linearizable read of a term with no entry appends the no-op.
    */
   readonly leaderNoop?: boolean;
   /** Called synchronously whenever the term, role or known leader changes. */

@@ -1,5 +1,6 @@
 // ReadIndex in the core: a read is confirmed only by a quorum answering a heartbeat round sent
-// after the read arrived, and only once the leader committed an entry of its own term.
+// after the read arrived, and only once the leader committed an entry of its own term (the
+// first read of a term with no entry appends the no-op).
 import assert from "node:assert/strict";
 import { NotLeaderError } from "../../src/core/errors.ts";
 import { RaftCore } from "../../src/core/raft.ts";
@@ -35,14 +36,27 @@ Deno.test("readIndex: confirmed after a quorum answers the heartbeat round", () 
   ]);
 });
 
-Deno.test("readIndex: waits for a commit in the leader's term", () => {
+Deno.test("readIndex: a leader without an entry of its term appends the no-op on the first read", () => {
   const t = new Trio();
   t.elect("a");
   const a = t.core("a");
+  assert.equal(a.status().lastIndex, 0, "no no-op before anyone reads (6.5840 numbering)");
   a.readIndex(1);
+  a.readIndex(2);
   t.run();
-  assert.deepEqual(t.reads.get("a"), [], "confirmed before the leader committed in its term");
-  t.propose("a", 1);
+  // One no-op for both reads, confirmed once it committed.
+  assert.deepEqual(t.reads.get("a"), [{ ctx: 1, index: 1 }, { ctx: 2, index: 1 }]);
+  assert.equal(a.status().lastIndex, 1);
+  assert.deepEqual(t.applied.get("b"), [1]);
+});
+
+Deno.test("readIndex: an uncommitted entry of the leader's term is waited for, not doubled", () => {
+  const t = new Trio();
+  t.elect("a");
+  const a = t.core("a");
+  a.propose(enc("x"));
+  a.readIndex(1);
+  assert.equal(a.status().lastIndex, 1, "no no-op after the proposal");
   t.run();
   assert.deepEqual(t.reads.get("a"), [{ ctx: 1, index: 1 }]);
 });

@@ -158,7 +158,7 @@ Deno.test("limits: past maxPendingProposals, propose fails with a retryable Node
 });
 
 Deno.test("limits: linearizable reads are bounded by maxPendingProposals and time out", async () => {
-  // Without leaderNoop a new leader serves no read until an entry of its term commits.
+  // A read waits for an entry of the leader's term to commit: with saves held, its no-op cannot.
   const s = await SoloNode.start({
     maxPendingProposals: 1,
     proposalTimeoutMs: 3000,
@@ -166,6 +166,7 @@ Deno.test("limits: linearizable reads are bounded by maxPendingProposals and tim
   });
   try {
     const q = new Uint8Array(0);
+    s.storage.hold();
     const r1 = s.node.read(q);
     await s.run(100);
     assert.equal(await SoloNode.outcome(r1), "pending");
@@ -182,7 +183,8 @@ Deno.test("limits: linearizable reads are bounded by maxPendingProposals and tim
     assert.ok(out !== "pending" && "error" in out, "the read neither answered nor timed out");
     assert.ok(out.error instanceof ReadTimeoutError, String(out.error));
     assert.equal(out.error.timeoutMs, 3000);
-    // With the slot free, a read that can be served is.
+    // With the slot free and saves flowing again, a read that can be served is.
+    s.storage.release();
     const r2 = s.node.read(q);
     const w = s.node.propose(cmd("w"));
     await s.run(50);
