@@ -21,7 +21,8 @@ at /floe and the HTTP API on one port (or the API on --client-listen). Prints
   --listen HOST:PORT      where to serve (default: this node's entry in --peers, else
                           127.0.0.1:7401; a bare :PORT binds 127.0.0.1)
   --data DIR              data directory (default ./data/ID)
-  --peers ID=HOST:PORT,…  every member, this node included (default: this node alone)
+  --peers ID=HOST:PORT,…  every member, this node included (default: this node alone);
+                          ID=dial-only for a member that only dials out (a browser tab)
   --secret S              shared cluster secret, 16+ bytes; required with more than one member
   --cluster NAME          cluster id; peers of another cluster are refused (default floe)
   --token T               require "Authorization: Bearer T" on the HTTP API (not /healthz)

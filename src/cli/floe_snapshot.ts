@@ -6,7 +6,7 @@
  * @module
  */
 import { FloeClient } from "../client/floe_client.ts";
-import { NodeConfigError, parsePeers } from "../service/node_config.ts";
+import { NodeConfigError, parseMembers } from "../service/node_config.ts";
 import {
   decodeSnapshotFile,
   encodeSnapshotFile,
@@ -20,7 +20,7 @@ import { DEFAULT_ENDPOINTS, describeError } from "./floe_kv.ts";
 
 /** Usage of `floe snapshot`. */
 export const SNAPSHOT_USAGE = `usage: floe snapshot save FILE [--endpoints URL,...] [--token T]
-       floe snapshot restore FILE --data DIR --id ID --peers ID=HOST:PORT,...
+       floe snapshot restore FILE --data DIR --id ID --peers ID=HOST:PORT|dial-only,...
 
 save     takes a consistent snapshot of the key-value state through the leader and writes it
          to FILE atomically (header: index, term, size, CRC-32C)
@@ -111,7 +111,9 @@ async function restore(
   }
   let voters: string[];
   try {
-    voters = parsePeers(peersText, "--peers").map((p) => p.id);
+    // Dial-only members (a browser tab, say) vote like any other.
+    const members = parseMembers(peersText, "--peers");
+    voters = [...members.peers.map((p) => p.id), ...members.dialOnly];
   } catch (e) {
     if (e instanceof NodeConfigError) throw new UsageError(e.message, SNAPSHOT_USAGE);
     throw e;

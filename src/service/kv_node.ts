@@ -34,8 +34,13 @@ export interface FloeServerOptions {
   readonly clientListen?: HostPort;
   /** FileStorage directory (created if missing; locked while the node runs). */
   readonly dataDir: string;
-  /** Every member, this node included. Default: this node alone. */
+  /** Every member with an address, this node included. Default: this node alone. */
   readonly peers?: readonly FloePeer[];
+  /**
+   * Members without an address (browser tabs): voting members that dial this node, reached over
+   * the connection they open. Requests are not forwarded to one that leads (503 no-leader).
+   */
+  readonly dialOnlyPeers?: readonly string[];
   /** Shared cluster secret (at least 16 bytes); required with more than one member. */
   readonly secret?: string;
   /** Cluster id (default "floe"); peers of another cluster are refused. */
@@ -119,8 +124,16 @@ export async function openKvNode(options: FloeServerOptions, dial: Dialer): Prom
   if (!peers.some((p) => p.id === options.id)) {
     throw new NodeConfigError(`peers must include this node (${options.id})`);
   }
-  if (peers.length > 1 && options.secret === undefined) {
-    throw new NodeConfigError(`a cluster of ${peers.length} nodes needs a shared secret`);
+  const dialOnly = options.dialOnlyPeers ?? [];
+  for (const id of dialOnly) {
+    if (id === options.id) throw new NodeConfigError(`this node (${id}) cannot be dial-only`);
+    if (peers.some((p) => p.id === id) || dialOnly.indexOf(id) !== dialOnly.lastIndexOf(id)) {
+      throw new NodeConfigError(`member ${id} is listed twice`);
+    }
+  }
+  const members = peers.length + dialOnly.length;
+  if (members > 1 && options.secret === undefined) {
+    throw new NodeConfigError(`a cluster of ${members} nodes needs a shared secret`);
   }
   const log = options.log ?? ((line: string) => console.warn(line));
   const prefix = `floe node ${options.id}`;
@@ -136,10 +149,13 @@ export async function openKvNode(options: FloeServerOptions, dial: Dialer): Prom
       cluster: options.cluster ?? DEFAULT_CLUSTER,
       // A lone node has nobody to authenticate; a random secret keeps every upgrade refused.
       secret: options.secret ?? randomSecret(),
-      peers: peers.filter((p) => p.id !== options.id).map((p) => ({
-        id: p.id,
-        url: `ws://${formatHostPort(p.address)}${PEER_PATH}`,
-      })),
+      peers: [
+        ...peers.filter((p) => p.id !== options.id).map((p) => ({
+          id: p.id,
+          url: `ws://${formatHostPort(p.address)}${PEER_PATH}`,
+        })),
+        ...dialOnly.map((id) => ({ id })),
+      ],
       dial,
       log: (e: TransportLogEntry) => {
         if (e.level === "info") return;
@@ -163,7 +179,7 @@ export async function openKvNode(options: FloeServerOptions, dial: Dialer): Prom
       autoCompact: { logEntries: 100_000 },
       ...options.raft,
       id: options.id,
-      peers: peers.map((p) => p.id),
+      peers: [...peers.map((p) => p.id), ...dialOnly],
       storage,
       transport,
       stateMachine: kv,

@@ -18,9 +18,11 @@
  *
  * `peers` is `id=host:port,...` (each member's shared peer/API address; this node's own entry is
  * its default `listen`); in JSON it may also be an object `{ "n1": "host:port" }` or an array of
- * `{ "id", "address" }`. `peerClients` (`id=http://host:port,...`) is needed only when members
- * moved their client API to another port with `clientListen`: it is where requests are
- * forwarded to a leader.
+ * `{ "id", "address" }`. A member that cannot accept connections (a browser tab) is listed as
+ * `id=dial-only`: a voting member like the others, reached over the connection it dials to this
+ * node; it serves no HTTP API, so requests cannot be forwarded to it while it leads.
+ * `peerClients` (`id=http://host:port,...`) is needed only when members moved their client API
+ * to another port with `clientListen`: it is where requests are forwarded to a leader.
  *
  * @module
  */
@@ -62,8 +64,13 @@ export interface FloeNodeConfig {
   readonly clientListen?: HostPort;
   /** FileStorage directory. */
   readonly dataDir: string;
-  /** Every member, this node included. */
+  /** Every member with an address, this node included. */
   readonly peers: readonly FloePeer[];
+  /**
+   * Members without an address (`id=dial-only`): they dial this node. Present only when there
+   * are some.
+   */
+  readonly dialOnlyPeers?: readonly string[];
   /** Shared cluster secret (at least 16 bytes); required when there is more than one member. */
   readonly secret?: string;
   /** Bearer token the HTTP API requires, when set. */
@@ -159,18 +166,48 @@ export function formatHostPort(a: HostPort): string {
   return `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
 }
 
-/** Parse `id=host:port,id=host:port` (also used by `floe snapshot restore`). */
-export function parsePeers(text: string, what = "peers"): FloePeer[] {
+/** What a member's address is in `peers` when it has none: it only dials (a browser tab). */
+export const DIAL_ONLY = "dial-only";
+
+/** The members of a `peers` setting: those with an address, and the dial-only ones. */
+export interface FloeMembers {
+  /** Members with an address, in the order listed. */
+  readonly peers: FloePeer[];
+  /** Ids of the members listed as `id=dial-only`, in the order listed. */
+  readonly dialOnly: string[];
+}
+
+/** Parse `id=host:port,id=dial-only,...`: every member, with or without an address. */
+export function parseMembers(text: string, what = "peers"): FloeMembers {
   const peers: FloePeer[] = [];
+  const dialOnly: string[] = [];
   for (const part of text.split(",").map((p) => p.trim()).filter((p) => p !== "")) {
     const eq = part.indexOf("=");
     if (eq <= 0) throw new NodeConfigError(`${what}: expected id=host:port, got "${part}"`);
     const id = part.slice(0, eq);
     checkId(id, what);
-    if (peers.some((p) => p.id === id)) throw new NodeConfigError(`${what}: ${id} is listed twice`);
-    peers.push({ id, address: parseHostPort(part.slice(eq + 1), `${what}: ${id}'s address`) });
+    if (peers.some((p) => p.id === id) || dialOnly.includes(id)) {
+      throw new NodeConfigError(`${what}: ${id} is listed twice`);
+    }
+    const address = part.slice(eq + 1).trim();
+    if (address === DIAL_ONLY) dialOnly.push(id);
+    else peers.push({ id, address: parseHostPort(address, `${what}: ${id}'s address`) });
   }
-  if (peers.length === 0) throw new NodeConfigError(`${what} is empty`);
+  if (peers.length === 0 && dialOnly.length === 0) throw new NodeConfigError(`${what} is empty`);
+  return { peers, dialOnly };
+}
+
+/**
+ * Parse `id=host:port,id=host:port` (also used by `floe snapshot restore`), where every member
+ * has an address.
+ *
+ * @throws {NodeConfigError} also for an `id=dial-only` entry.
+ */
+export function parsePeers(text: string, what = "peers"): FloePeer[] {
+  const { peers, dialOnly } = parseMembers(text, what);
+  if (dialOnly.length > 0) {
+    throw new NodeConfigError(`${what}: ${dialOnly[0]} needs an address here, not ${DIAL_ONLY}`);
+  }
   return peers;
 }
 
@@ -242,7 +279,14 @@ export function resolveNodeConfig(sources: NodeConfigSources): FloeNodeConfig {
   checkId(id, idSetting.from);
 
   const peersSetting = get("peers");
-  let peers = peersSetting ? within(peersSetting, parsePeers) : undefined;
+  const members = peersSetting ? within(peersSetting, parseMembers) : undefined;
+  let peers = members?.peers;
+  const dialOnly = members?.dialOnly ?? [];
+  if (dialOnly.includes(id)) {
+    throw new NodeConfigError(
+      `${peersSetting!.from}: this node (${id}) listens, so it cannot be ${DIAL_ONLY}`,
+    );
+  }
   if (peers && !peers.some((p) => p.id === id)) {
     throw new NodeConfigError(
       `${peersSetting!.from} must list this node (${id}) too, e.g. ${id}=127.0.0.1:7401,...`,
@@ -276,9 +320,10 @@ export function resolveNodeConfig(sources: NodeConfigSources): FloeNodeConfig {
   if (secret !== undefined && new TextEncoder().encode(secret).length < 16) {
     throw new NodeConfigError(`${secretSetting!.from}: the cluster secret needs at least 16 bytes`);
   }
-  if (secret === undefined && peers.length > 1) {
+  const memberCount = peers.length + dialOnly.length;
+  if (secret === undefined && memberCount > 1) {
     throw new NodeConfigError(
-      `a cluster of ${peers.length} nodes needs a shared secret (at least 16 bytes): ` +
+      `a cluster of ${memberCount} nodes needs a shared secret (at least 16 bytes): ` +
         '--secret S (or FLOE_SECRET, or "secret" in --config)',
     );
   }
@@ -300,6 +345,7 @@ export function resolveNodeConfig(sources: NodeConfigSources): FloeNodeConfig {
     clientListen: clientListenSetting ? within(clientListenSetting, parseHostPort) : undefined,
     dataDir: dataSetting?.value ?? `./data/${id}`,
     peers,
+    ...(dialOnly.length > 0 ? { dialOnlyPeers: dialOnly } : {}),
     secret,
     token: tokenSetting?.value,
     cluster,

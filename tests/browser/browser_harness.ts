@@ -17,7 +17,8 @@ import { killProfileProcesses, sleep } from "./processes.ts";
 /** The Chromium binary: Debian's package unless `FLOE_CHROMIUM` names another. */
 export const CHROMIUM_PATH = Deno.env.get("FLOE_CHROMIUM") ?? "/usr/bin/chromium";
 
-const CHROMIUM_ARGS = [
+/** The flags every test browser starts with. */
+export const CHROMIUM_ARGS: readonly string[] = [
   "--headless",
   "--no-sandbox",
   "--disable-gpu",
@@ -40,11 +41,14 @@ export interface PageBundle {
   readonly externalImports: readonly string[];
 }
 
-/** Bundle the page for a browser, as floe's browser build will: ESM, no Node built-ins. */
-export async function bundlePage(): Promise<PageBundle> {
+/**
+ * Bundle the page for a browser, as floe's browser build will: ESM, no Node built-ins. `entry` is
+ * the page's module; default the IndexedDB suite's `page.ts`.
+ */
+export async function bundlePage(entry: URL = PAGE_ENTRY): Promise<PageBundle> {
   try {
     const result = await esbuild.build({
-      entryPoints: [PAGE_ENTRY.pathname],
+      entryPoints: [entry.pathname],
       bundle: true,
       write: false,
       format: "esm",
@@ -137,7 +141,7 @@ export class BrowserSession {
   async #launch(): Promise<void> {
     this.#context = await chromium.launchPersistentContext(this.#profile, {
       executablePath: CHROMIUM_PATH,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS],
       headless: true,
       timeout: LAUNCH_TIMEOUT_MS,
     });

@@ -1,6 +1,8 @@
 // The `floe` command: usage errors and `storage check`.
 import assert from "node:assert/strict";
 import { runFloe } from "../../src/cli/floe.ts";
+import { KvStateMachine } from "../../src/kv/kv_state_machine.ts";
+import { encodeSnapshotFile, writeFileAtomically } from "../../src/service/snapshot_file.ts";
 import { FileStorage } from "../../src/storage/file_storage.ts";
 import { freePorts } from "../../src/testing/free_port.ts";
 import { FLOE, floe } from "./cli_process.ts";
@@ -160,4 +162,34 @@ Deno.test("floe: usage errors exit 2 from a real process too", async () => {
   const help = await floe(["cluster", "--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /usage: floe cluster/);
+});
+
+Deno.test("floe snapshot restore: a dial-only member (a browser tab) is a voter too", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "floe-cli-" });
+  try {
+    const kv = new KvStateMachine();
+    const file = `${dir}/backup.floe`;
+    await writeFileAtomically(file, encodeSnapshotFile(kv.snapshot(), 4, 2));
+    const peers = "n1=127.0.0.1:7401,n2=127.0.0.1:7402,tab=dial-only";
+    const r = await run([
+      "snapshot",
+      "restore",
+      file,
+      "--data",
+      `${dir}/n1`,
+      "--id",
+      "n1",
+      "--peers",
+      peers,
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const storage = await FileStorage.open(`${dir}/n1`, { onWarning: () => {} });
+    try {
+      assert.deepEqual((await storage.load()).snapshot?.voters.toSorted(), ["n1", "n2", "tab"]);
+    } finally {
+      await storage.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
