@@ -106,28 +106,8 @@ export class BrowserSession {
    * @throws {Error} when Chromium is missing (with how to install it), or a step times out.
    */
   static async start(bundle: PageBundle, profile: string): Promise<BrowserSession> {
-    try {
-      await Deno.stat(CHROMIUM_PATH);
-    } catch {
-      throw new Error(
-        `no Chromium at ${CHROMIUM_PATH}: install Debian's (apt-get install -y chromium; ` +
-          `.ci/run does) or set FLOE_CHROMIUM to a Chromium binary`,
-      );
-    }
-    const { code } = bundle;
-    const html = '<!doctype html><meta charset="utf-8"><title>floe browser tests</title>' +
-      '<script type="module" src="/page.js"></script>';
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      (request) => {
-        const path = new URL(request.url).pathname;
-        if (path === "/") return new Response(html, { headers: { "content-type": "text/html" } });
-        if (path === "/page.js") {
-          return new Response(code, { headers: { "content-type": "text/javascript" } });
-        }
-        return new Response("not found", { status: 404 });
-      },
-    );
+    await assertChromium();
+    const server = servePage(bundle, "floe browser tests");
     const session = new BrowserSession(server, profile);
     try {
       await session.#launch();
@@ -275,4 +255,40 @@ export class BrowserSession {
     await this.#stopBrowser().catch(() => {});
     await withTimeout(this.#server.shutdown(), 5_000, "server shutdown").catch(() => {});
   }
+}
+
+/**
+ * Throws with how to install Chromium when there is none at `CHROMIUM_PATH`.
+ *
+ * @throws {Error} naming the path and the fix.
+ */
+export async function assertChromium(): Promise<void> {
+  try {
+    await Deno.stat(CHROMIUM_PATH);
+  } catch {
+    throw new Error(
+      `no Chromium at ${CHROMIUM_PATH}: install Debian's (apt-get install -y chromium; ` +
+        `.ci/run does) or set FLOE_CHROMIUM to a Chromium binary`,
+    );
+  }
+}
+
+/**
+ * Serve a page running `bundle` from loopback (IndexedDB needs a real origin): `/` is the HTML,
+ * `/page.js` the script. Port 0 picks a free port; read it from the server's `addr`.
+ */
+export function servePage(bundle: PageBundle, title: string): Deno.HttpServer<Deno.NetAddr> {
+  const html = `<!doctype html><meta charset="utf-8"><title>${title}</title>` +
+    '<script type="module" src="/page.js"></script>';
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/") return new Response(html, { headers: { "content-type": "text/html" } });
+      if (path === "/page.js") {
+        return new Response(bundle.code, { headers: { "content-type": "text/javascript" } });
+      }
+      return new Response("not found", { status: 404 });
+    },
+  );
 }

@@ -7,7 +7,14 @@
  * @module
  */
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { CHROMIUM_ARGS, CHROMIUM_PATH, type PageBundle, withTimeout } from "./browser_harness.ts";
+import {
+  assertChromium,
+  CHROMIUM_ARGS,
+  CHROMIUM_PATH,
+  type PageBundle,
+  servePage,
+  withTimeout,
+} from "./browser_harness.ts";
 import type { PeerPageApi, PeerPageConfig, PeerReport } from "./peer_page.ts";
 import { killProfileProcesses, sleep } from "./processes.ts";
 
@@ -105,27 +112,8 @@ export class PeerBrowser {
    * @throws {Error} when Chromium is missing, or does not start in time.
    */
   static async start(bundle: PageBundle, profile: string): Promise<PeerBrowser> {
-    try {
-      await Deno.stat(CHROMIUM_PATH);
-    } catch {
-      throw new Error(
-        `no Chromium at ${CHROMIUM_PATH}: install Debian's (apt-get install -y chromium; ` +
-          `.ci/run does) or set FLOE_CHROMIUM to a Chromium binary`,
-      );
-    }
-    const html = '<!doctype html><meta charset="utf-8"><title>floe browser peer</title>' +
-      '<script type="module" src="/peer.js"></script>';
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      (request) => {
-        const path = new URL(request.url).pathname;
-        if (path === "/") return new Response(html, { headers: { "content-type": "text/html" } });
-        if (path === "/peer.js") {
-          return new Response(bundle.code, { headers: { "content-type": "text/javascript" } });
-        }
-        return new Response("not found", { status: 404 });
-      },
-    );
+    await assertChromium();
+    const server = servePage(bundle, "floe browser peer");
     const browser = new PeerBrowser(server, profile);
     try {
       browser.#context = await chromium.launchPersistentContext(profile, {
