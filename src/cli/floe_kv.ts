@@ -23,7 +23,9 @@ export const DEFAULT_ENDPOINTS: readonly string[] = [
 
 const CONNECTION_HELP = `  --endpoints URL,...   nodes' HTTP URLs (default FLOE_ENDPOINTS, else
                         ${DEFAULT_ENDPOINTS.join(",")})
-  --token T             API token (default FLOE_TOKEN)`;
+  --token T             API token (default FLOE_TOKEN)
+  --attempts N          tries per request while no leader answers (default 10, about 10 s;
+                        1 fails at once)`;
 
 /** Usage of `floe kv`. */
 export const KV_USAGE = `usage: floe kv <op> [args] [--endpoints URL,...] [--token T]
@@ -55,6 +57,7 @@ ${CONNECTION_HELP}
 const FLAGS: FlagSpec = {
   endpoints: "string",
   token: "string",
+  attempts: "string",
   stale: "boolean",
   "if-absent": "boolean",
   "if-revision": "string",
@@ -73,7 +76,10 @@ const ARITY: Readonly<Record<string, readonly [number, number]>> = {
   watch: [1, 1],
 };
 
-// Which flags each operation accepts besides --endpoints and --token.
+// Flags every operation accepts.
+const CONNECTION_FLAGS: readonly string[] = ["endpoints", "token", "attempts"];
+
+// Which flags each operation accepts besides the connection flags.
 const OP_FLAGS: Readonly<Record<string, readonly string[]>> = {
   put: ["if-absent"],
   get: ["stale"],
@@ -98,9 +104,13 @@ function endpointsOf(parsed: ParsedArgs, io: CliIo, usage: string): string[] {
 }
 
 function clientFor(parsed: ParsedArgs, io: CliIo, usage: string): FloeClient {
+  const attempts = parsed.flags.get("attempts");
   return new FloeClient({
     endpoints: endpointsOf(parsed, io, usage),
     token: parsed.flags.get("token") ?? (io.env().FLOE_TOKEN || undefined),
+    retry: attempts === undefined
+      ? undefined
+      : { attempts: integerFlag("attempts", attempts, usage) },
   });
 }
 
@@ -135,7 +145,7 @@ export async function runKv(args: readonly string[], io: CliIo): Promise<number>
     return 0;
   }
   for (const name of parsed.flags.keys()) {
-    if (name !== "endpoints" && name !== "token" && !OP_FLAGS[op].includes(name)) {
+    if (!CONNECTION_FLAGS.includes(name) && !OP_FLAGS[op].includes(name)) {
       throw new UsageError(`kv ${op} does not take --${name}`, KV_USAGE);
     }
   }
@@ -284,7 +294,7 @@ export async function runStatus(args: readonly string[], io: CliIo): Promise<num
     return 0;
   }
   for (const name of parsed.flags.keys()) {
-    if (!["endpoints", "token", "json"].includes(name)) {
+    if (!CONNECTION_FLAGS.includes(name) && name !== "json") {
       throw new UsageError(`status does not take --${name}`, STATUS_USAGE);
     }
   }

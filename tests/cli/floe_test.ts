@@ -193,3 +193,26 @@ Deno.test("floe snapshot restore: a dial-only member (a browser tab) is a voter 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("floe kv --attempts: that many tries while no leader answers, then exit 1", async () => {
+  let hits = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    hits++;
+    return Response.json({ error: { code: "no-leader", message: "no leader" } }, {
+      status: 503,
+      headers: { "Retry-After": "0" },
+    });
+  });
+  try {
+    const endpoint = `http://127.0.0.1:${server.addr.port}`;
+    const r = await run(["kv", "get", "k", "--endpoints", endpoint, "--attempts", "2"]);
+    assert.equal(r.code, 1, r.err);
+    assert.equal(hits, 2);
+    const bad = await run(["kv", "get", "k", "--endpoints", endpoint, "--attempts", "0"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--attempts must be an integer/);
+    assert.equal(hits, 2, "a usage error sends nothing");
+  } finally {
+    await server.shutdown();
+  }
+});
