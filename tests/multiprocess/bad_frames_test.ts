@@ -25,7 +25,7 @@ import { CBOR_OPTIONS, FrameCodec } from "../../src/transport/codec.ts";
 import { FrameError } from "../../src/transport/frame_validation.ts";
 import { HandshakeKey } from "../../src/transport/handshake.ts";
 import { CLOSE } from "../../src/transport/socket.ts";
-import { everyMessage } from "../transport/fixtures.ts";
+import { everyMessage, mutateFrame } from "../transport/fixtures.ts";
 import { RawClient } from "../transport/raw_client.ts";
 import { readValue, SessionWriter } from "./node_http.ts";
 
@@ -34,34 +34,6 @@ const BAD_FRAMES = 300;
 const BAD_HELLOS = 60;
 const raw = new Encoder(CBOR_OPTIONS);
 
-/** 1–6 random byte-level mutations of a copy of `src`. */
-function mutate(r: Random, src: Uint8Array): Uint8Array {
-  let b = Array.from(src);
-  for (let n = 1 + r.int(6); n > 0; n--) {
-    const at = b.length === 0 ? 0 : r.int(b.length);
-    switch (r.int(6)) {
-      case 0:
-        b[at] ^= 1 << r.int(8);
-        break;
-      case 1:
-        b[at] = r.int(256);
-        break;
-      case 2:
-        b.splice(at, 1 + r.int(4));
-        break;
-      case 3:
-        b = b.slice(0, at);
-        break;
-      case 4: // a huge length head
-        b.splice(at, 0, r.pick([0x9b, 0x5b, 0x7b, 0xbb]), 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0);
-        break;
-      default: // a tag, an indefinite-length start or a break
-        b.splice(at, 0, r.pick([0xc0, 0xd8, 0x9f, 0xbf, 0x5f, 0xff, 0xf7]));
-    }
-  }
-  return new Uint8Array(b);
-}
-
 /** A candidate bad frame for the connection n3 -> target; may happen to be valid. */
 function candidate(r: Random, valid: readonly Uint8Array[], cluster: string, to: string) {
   switch (r.int(6)) {
@@ -69,7 +41,7 @@ function candidate(r: Random, valid: readonly Uint8Array[], cluster: string, to:
       return new Uint8Array(1 + r.int(300)).map(() => r.int(256));
     case 1:
     case 2:
-      return mutate(r, r.pick(valid));
+      return mutateFrame(r, r.pick(valid));
     case 3: { // a well-formed envelope that is not for this connection
       const env = { v: 1, cluster, from: "n3", to, msgs: [] as unknown[] };
       const wrong = r.int(4);
@@ -134,7 +106,7 @@ Deno.test({
       for (let i = 0; i < BAD_HELLOS; i++) {
         const client = await RawClient.connect(url);
         client.socket.send(
-          r.chance(0.5) ? new Uint8Array(1 + r.int(200)).map(() => r.int(256)) : mutate(
+          r.chance(0.5) ? new Uint8Array(1 + r.int(200)).map(() => r.int(256)) : mutateFrame(
             r,
             raw.encode({ hs: "hello", v: 1, cluster: cluster.clusterName, from: "n3" }),
           ),

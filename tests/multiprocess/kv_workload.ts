@@ -11,8 +11,9 @@
  *
  * @module
  */
-import type { HistoryRecorder } from "../../src/testing/linearizability.ts";
-import type { KvInput, KvOutput } from "../../src/testing/kv_model.ts";
+import assert from "node:assert/strict";
+import { checkLinearizable, type HistoryRecorder } from "../../src/testing/linearizability.ts";
+import { type KvInput, kvModel, type KvOutput } from "../../src/testing/kv_model.ts";
 import type { Random } from "../../src/testing/random.ts";
 
 /** What a value read returns. */
@@ -156,4 +157,48 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   };
   await Promise.all(options.drivers.map((d, c) => client(c, d, options.random.fork())));
   return { completed, ambiguous, failedReads, errors, ledgers };
+}
+
+/** What `checkOutcome` needs once the faults are over and every node has caught up. */
+export interface OutcomeCheck {
+  /** The workload's history. */
+  readonly recorder: HistoryRecorder<KvInput, KvOutput>;
+  /** The workload's keys (the ledger keys are added). */
+  readonly keys: readonly string[];
+  /** What the workload reported. */
+  readonly report: WorkloadReport;
+  /** A linearizable read of `key` (its value, or null when absent). */
+  readonly read: (key: string) => Promise<string | null>;
+  /** What to add to a failure's message (seed, logs). */
+  readonly context: () => string;
+}
+
+/**
+ * Read every key once more (recorded as the history's final reads), check each client's ledger
+ * against it, that enough operations were answered, and that the history is linearizable.
+ * Returns the history's length and how long the check took.
+ */
+export async function checkOutcome(
+  o: OutcomeCheck,
+): Promise<{ operations: number; checkMs: number }> {
+  const finals = new Map<string, string | null>();
+  for (const key of [...o.keys, ...o.report.ledgers.map((_, c) => ledgerKey(c))]) {
+    const id = o.recorder.invoke("final", { op: "get", key });
+    const value = await o.read(key);
+    o.recorder.complete(id, { value });
+    finals.set(key, value);
+  }
+  o.report.ledgers.forEach((ledger, c) => {
+    const problems = checkLedger(ledger, finals.get(ledgerKey(c))!);
+    assert.deepEqual(problems, [], `ledger of client ${c}: ${o.context()}`);
+  });
+  assert.ok(
+    o.report.completed >= 50,
+    `only ${o.report.completed} operations answered: ${o.context()}`,
+  );
+  const history = o.recorder.history();
+  const started = performance.now();
+  const result = checkLinearizable(kvModel, history, { timeoutMs: 60_000 });
+  assert.equal(result.ok, true, `${result.ok === true ? "" : result.message}\n${o.context()}`);
+  return { operations: history.length, checkMs: performance.now() - started };
 }

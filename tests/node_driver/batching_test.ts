@@ -4,13 +4,14 @@
 // save runs.
 import assert from "node:assert/strict";
 import type { HardState, Message, NodeId } from "../../src/core/types.ts";
-import { RaftNode, type StateMachine } from "../../src/node/raft_node.ts";
+import { RaftNode } from "../../src/node/raft_node.ts";
 import { MemoryStorage } from "../../src/storage/memory_storage.ts";
 import type { StorageUpdate } from "../../src/storage/storage.ts";
 import { Random } from "../../src/testing/random.ts";
 import { VirtualClock } from "../../src/testing/virtual_clock.ts";
 import { MemoryNetwork } from "../../src/transport/memory_network.ts";
 import type { Transport } from "../../src/transport/transport.ts";
+import { register } from "./solo_node.ts";
 
 const enc = new TextEncoder();
 const decoder = new TextDecoder();
@@ -18,19 +19,6 @@ const dec = (b: Uint8Array | undefined) => decoder.decode(b);
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
-}
-
-// A register: a command sets it, a query reads it.
-function register(): StateMachine {
-  let value: Uint8Array = new Uint8Array(0);
-  return {
-    apply(command) {
-      value = command;
-    },
-    query() {
-      return value;
-    },
-  };
 }
 
 /** A MemoryStorage whose saves resolve on the next virtual millisecond, like a disk's. */

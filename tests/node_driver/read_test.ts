@@ -1,24 +1,8 @@
 // Linearizable reads (ReadIndex) through RaftNode, in virtual time.
 import assert from "node:assert/strict";
 import { NotLeaderError } from "../../src/core/errors.ts";
-import type { StateMachine } from "../../src/node/raft_node.ts";
 import { SimCluster } from "../../src/testing/sim_cluster.ts";
-
-// A register: a command sets it, a query reads it.
-function register(): StateMachine {
-  let value: Uint8Array = new Uint8Array(0);
-  return {
-    apply(command) {
-      value = command;
-    },
-    query() {
-      return value;
-    },
-    restore(data) {
-      value = data;
-    },
-  };
-}
+import { register } from "./solo_node.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => new TextDecoder().decode(b);

@@ -7,7 +7,7 @@
  */
 import type { PersistedState } from "../../src/core/types.ts";
 import type { Cancel, Clock } from "../../src/node/clock.ts";
-import { RaftNode, type RaftNodeOptions } from "../../src/node/raft_node.ts";
+import { RaftNode, type RaftNodeOptions, type StateMachine } from "../../src/node/raft_node.ts";
 import { MemoryStorage } from "../../src/storage/memory_storage.ts";
 import type { Storage, StorageUpdate } from "../../src/storage/storage.ts";
 import { Random } from "../../src/testing/random.ts";
@@ -123,4 +123,20 @@ export class SoloNode {
     await settle();
     return out;
   }
+}
+
+/** A register: a command sets it, a query reads it, a snapshot restores it. */
+export function register(): StateMachine {
+  let value: Uint8Array = new Uint8Array(0);
+  return {
+    apply(command) {
+      value = command;
+    },
+    query() {
+      return value;
+    },
+    restore(data) {
+      value = data;
+    },
+  };
 }

@@ -1,25 +1,9 @@
 // Stale reads with a staleness bound, in virtual time: a follower answers only while it hears
 // from a current leader, a leader only while a quorum answers it.
 import assert from "node:assert/strict";
-import type { StateMachine } from "../../src/node/raft_node.ts";
 import { StaleReadError } from "../../src/node/node_errors.ts";
 import { SimCluster } from "../../src/testing/sim_cluster.ts";
-import { SoloNode } from "./solo_node.ts";
-
-function register(): StateMachine {
-  let value: Uint8Array = new Uint8Array(0);
-  return {
-    apply(command) {
-      value = command;
-    },
-    query() {
-      return value;
-    },
-    restore(data) {
-      value = data;
-    },
-  };
-}
+import { register, SoloNode } from "./solo_node.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => new TextDecoder().decode(b);

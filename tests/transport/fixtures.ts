@@ -5,6 +5,7 @@
  * @module
  */
 import type { Message, NodeId } from "../../src/core/types.ts";
+import type { Random } from "../../src/testing/random.ts";
 import type { TransportLogEntry } from "../../src/transport/websocket_transport.ts";
 
 /** One message of each type from `from` to `to`, every field away from its zero value. */
@@ -89,4 +90,58 @@ export async function waitFor(
 /** Resolve after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Apply 1–8 random byte-level mutations to a copy of `src` (flips, truncation, huge length heads,
+ * tags, deep nesting…): what the fuzz tests throw at decoders, in process and over sockets.
+ */
+export function mutateFrame(r: Random, src: Uint8Array): Uint8Array {
+  let b = Array.from(src);
+  for (let n = 1 + r.int(8); n > 0; n--) {
+    const at = b.length === 0 ? 0 : r.int(b.length);
+    switch (r.int(9)) {
+      case 0:
+        b[at] ^= 1 << r.int(8);
+        break;
+      case 1:
+        b[at] = r.int(256);
+        break;
+      case 2:
+        b.splice(at, 0, r.int(256));
+        break;
+      case 3:
+        b.splice(at, 1 + r.int(4));
+        break;
+      case 4:
+        b = b.slice(0, at); // truncate
+        break;
+      case 5: // a huge length head
+        b.splice(
+          at,
+          0,
+          r.pick([0x9b, 0x5b, 0x7b, 0xbb, 0x9a, 0x5a]),
+          0xff,
+          0xff,
+          0xff,
+          0xff,
+          0,
+          0,
+          0,
+          0,
+        );
+        break;
+      case 6: // a tag, indefinite-length start, or break
+        b.splice(at, 0, r.pick([0xc0, 0xd8, 0xd9, 0x9f, 0xbf, 0x5f, 0xff, 0xf7, 0xf8]));
+        break;
+      case 7: { // duplicate a slice
+        const len = r.int(16);
+        b.splice(at, 0, ...b.slice(at, at + len));
+        break;
+      }
+      default: // deep nesting
+        b.splice(at, 0, ...new Array(1 + r.int(200)).fill(0x81));
+    }
+  }
+  return new Uint8Array(b);
 }

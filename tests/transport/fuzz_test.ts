@@ -20,7 +20,7 @@ import {
   HandshakeKey,
   type HandshakeStep,
 } from "../../src/transport/handshake.ts";
-import { everyMessage } from "./fixtures.ts";
+import { everyMessage, mutateFrame } from "./fixtures.ts";
 import { ReferenceCodec } from "./reference_codec.ts";
 
 const SEED = Number(Deno.env.get("FLOE_FUZZ_SEED") ?? Date.now() % 1_000_000);
@@ -79,57 +79,6 @@ function randomMessage(r: Random): unknown[] {
   return m;
 }
 
-/** Apply 1–8 random byte-level mutations to a copy of `src`. */
-function mutate(r: Random, src: Uint8Array): Uint8Array {
-  let b = Array.from(src);
-  for (let n = 1 + r.int(8); n > 0; n--) {
-    const at = b.length === 0 ? 0 : r.int(b.length);
-    switch (r.int(9)) {
-      case 0:
-        b[at] ^= 1 << r.int(8);
-        break;
-      case 1:
-        b[at] = r.int(256);
-        break;
-      case 2:
-        b.splice(at, 0, r.int(256));
-        break;
-      case 3:
-        b.splice(at, 1 + r.int(4));
-        break;
-      case 4:
-        b = b.slice(0, at); // truncate
-        break;
-      case 5: // a huge length head
-        b.splice(
-          at,
-          0,
-          r.pick([0x9b, 0x5b, 0x7b, 0xbb, 0x9a, 0x5a]),
-          0xff,
-          0xff,
-          0xff,
-          0xff,
-          0,
-          0,
-          0,
-          0,
-        );
-        break;
-      case 6: // a tag, indefinite-length start, or break
-        b.splice(at, 0, r.pick([0xc0, 0xd8, 0xd9, 0x9f, 0xbf, 0x5f, 0xff, 0xf7, 0xf8]));
-        break;
-      case 7: { // duplicate a slice
-        const len = r.int(16);
-        b.splice(at, 0, ...b.slice(at, at + len));
-        break;
-      }
-      default: // deep nesting
-        b.splice(at, 0, ...new Array(1 + r.int(200)).fill(0x81));
-    }
-  }
-  return new Uint8Array(b);
-}
-
 /** Generate the i-th fuzz frame. */
 function fuzzFrame(r: Random, valid: Uint8Array[]): Uint8Array {
   switch (r.int(8)) {
@@ -138,7 +87,7 @@ function fuzzFrame(r: Random, valid: Uint8Array[]): Uint8Array {
     case 1:
     case 2:
     case 3:
-      return mutate(r, r.pick(valid));
+      return mutateFrame(r, r.pick(valid));
     case 4:
       return raw.encode(randomValue(r, 5));
     case 5: { // an envelope with random messages, sometimes for someone else
@@ -173,7 +122,7 @@ function fuzzFrame(r: Random, valid: Uint8Array[]): Uint8Array {
 }
 
 function mutateMaybe(r: Random, b: Uint8Array): Uint8Array {
-  return r.chance(0.3) ? mutate(r, b) : b;
+  return r.chance(0.3) ? mutateFrame(r, b) : b;
 }
 
 Deno.test({
@@ -306,7 +255,7 @@ Deno.test({
           ? new Uint8Array(r.int(200)).map(() => r.int(256))
           : kind === 1
           ? raw.encode(randomValue(r, 3))
-          : mutate(r, validHello);
+          : mutateFrame(r, validHello);
         const step = await acc.receive(msg);
         refusedOrContinue(step, `acceptor hello ${i}`);
         count(step);
@@ -314,7 +263,7 @@ Deno.test({
           // It was still a valid hello: a forged auth must be refused.
           const forged = r.chance(0.5)
             ? raw.encode({ hs: "auth", mac: new Uint8Array(32).map(() => r.int(256)) })
-            : mutate(r, raw.encode({ hs: "auth", mac: new Uint8Array(32) }));
+            : mutateFrame(r, raw.encode({ hs: "auth", mac: new Uint8Array(32) }));
           const s2 = await acc.receive(forged);
           assert.equal(s2.kind, "refused", `forged auth ${i}`);
           count(s2);
@@ -335,7 +284,7 @@ Deno.test({
             nonce: new Uint8Array(r.chance(0.9) ? 32 : r.int(40)),
             mac: new Uint8Array(r.chance(0.9) ? 32 : r.int(40)).map(() => r.int(256)),
           })
-          : mutate(r, validChallenge);
+          : mutateFrame(r, validChallenge);
         const step = await dialer.receive(msg);
         // A challenge built for another dialer's nonce never verifies.
         assert.equal(step.kind, "refused", `dialer challenge ${i}`);
